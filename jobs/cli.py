@@ -1,0 +1,281 @@
+"""The ``cdp`` command: one verb per job, plus ``run``, ``demo`` and ``validate-config``.
+
+Command functions stay thin: parse, load config (validated before Spark starts), build the
+context, call the stage's ``run()``. Logging is configured here and nowhere else. A failing job
+exits non-zero with one clear line; ``--verbose`` adds the stack trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+log = logging.getLogger("cdp")
+
+STAGES = ("ingest", "standardize", "match", "golden", "segments")
+
+
+def _setup_logging(verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    fmt = "%(asctime)s %(levelname)-7s %(message)s" if sys.stderr.isatty() else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    handler.setFormatter(logging.Formatter(fmt, datefmt="%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("py4j", "pyspark", "urllib3", "alembic", "mlflow", "matplotlib", "git", "faker", "numexpr"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from jobs.common.config import load_config
+
+    overrides = list(args.set or [])
+    if getattr(args, "run_date", None):
+        overrides.append(f"run.date={args.run_date}")
+    return load_config(args.config, overrides)
+
+
+def _context(args: argparse.Namespace) -> Any:
+    from jobs.common.context import build_context
+
+    return build_context(_load(args))
+
+
+def cmd_validate_config(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    cfg = loaded.model
+    print(
+        f"{args.config}: valid ({len(cfg.sources)} sources, {len(cfg.match.comparisons)} comparisons, "
+        f"{len(cfg.segments.segments)} segments; config hash {loaded.hash})"
+    )
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from jobs.ingest.generate import generate_sample_data
+
+    out = args.out
+    if out is None:
+        out = _load(args).model.data.root if args.config and os.path.exists(args.config) else "data/sample"
+    summary = generate_sample_data(args.persons, args.seed, out)
+    print(json.dumps({"out": os.path.abspath(out), **{k: v for k, v in summary.items() if k != "files"}}, indent=2, default=str))
+    return 0
+
+
+def _stage_runner(name: str) -> Callable[..., Any]:
+    import importlib
+
+    return importlib.import_module(f"jobs.{name}.job").run
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    kwargs: dict[str, Any] = {}
+    if args.command == "ingest" and args.source:
+        kwargs["sources"] = args.source
+    if args.command in ("standardize", "match", "golden", "segments") and getattr(args, "incremental", False):
+        kwargs["incremental"] = True
+    result = _stage_runner(args.command)(ctx, **kwargs)
+    _print_result(args.command, result)
+    return 0
+
+
+def _print_result(stage: str, result: Any) -> None:
+    if result is None:
+        return
+    print(f"{stage}: " + json.dumps(result, default=str, sort_keys=True))
+
+
+def run_pipeline(ctx: Any, incremental: bool = False, stages: Sequence[str] = STAGES) -> dict[str, Any]:
+    """All stages in order under one parent run id."""
+    from jobs.common.runlog import new_run_id
+
+    ctx.parent_run_id = new_run_id("run")
+    results: dict[str, Any] = {}
+    t0 = time.monotonic()
+    for stage in stages:
+        t = time.monotonic()
+        kwargs = {"incremental": incremental} if stage != "ingest" else {}
+        results[stage] = _stage_runner(stage)(ctx, **kwargs)
+        log.info("stage %s finished in %.1fs", stage, time.monotonic() - t)
+    log.info("pipeline finished in %.1fs", time.monotonic() - t0)
+    return results
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    results = run_pipeline(ctx, incremental=args.incremental)
+    for stage, result in results.items():
+        _print_result(stage, result)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from jobs.common.summary import print_summary
+    from jobs.ingest.generate import generate_sample_data
+
+    loaded = _load(args)
+    cfg = loaded.model
+    persons = args.persons or cfg.run.demo_persons
+    t0 = time.monotonic()
+    log.info("generating %s sample persons into %s", persons, cfg.data.root)
+    generate_sample_data(persons, cfg.run.demo_seed, cfg.data.root)
+    from jobs.common.context import build_context
+
+    ctx = build_context(loaded)
+    run_pipeline(ctx)
+    print_summary(ctx, time.monotonic() - t0)
+    return 0
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    from jobs.match import job
+
+    if args.action == "train":
+        result = job.train(ctx)
+    elif args.action == "analyse-blocking":
+        result = job.analyse(ctx)
+        print(result["table"])
+        return 0
+    else:
+        result = job.run(ctx, incremental=args.incremental)
+    _print_result("match", result)
+    return 0
+
+
+def cmd_privacy(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    from jobs.privacy import job
+
+    if args.action == "erase":
+        subjects = _subjects(args)
+        result = job.erase(ctx, subjects)
+    elif args.action == "export":
+        result = job.export_subject(ctx, args.subject, args.out)
+    else:
+        result = job.retention(ctx)
+    _print_result(f"privacy {args.action}", result)
+    return 0
+
+
+def _subjects(args: argparse.Namespace) -> list[str]:
+    from jobs.common.errors import ConfigError
+
+    subjects = list(args.subject or [])
+    if args.file:
+        with open(args.file, encoding="utf-8") as fh:
+            subjects += [ln.strip() for ln in fh if ln.strip() and not ln.startswith("#")]
+    if not subjects:
+        raise ConfigError("privacy erase: got no subject; expected --subject TYPE:VALUE or --file FILE")
+    return subjects
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    from jobs.golden.lookup import find_profile, format_profile
+
+    profile = find_profile(ctx, args.id, as_of=args.as_of)
+    print(format_profile(profile) if not args.json else json.dumps(profile, default=str, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cdp", description="Customer data platform jobs")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging and stack traces")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser, config_required: bool = True) -> None:
+        p.add_argument("--config", "-c", default="conf/local.yaml", help="environment file (default conf/local.yaml)")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, e.g. lake.root=out/lake")
+        p.add_argument("--run-date", help="run date YYYY-MM-DD (default today, UTC)")
+        p.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS)
+
+    p = sub.add_parser("validate-config", help="validate the configuration and report every problem")
+    common(p)
+    p.set_defaults(func=cmd_validate_config)
+
+    p = sub.add_parser("generate", help="generate sample data with ground truth")
+    common(p)
+    p.add_argument("--persons", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--out", default=None, help="output folder (default: the config's data.root)")
+    p.set_defaults(func=cmd_generate)
+
+    for stage in ("ingest", "standardize", "golden", "segments"):
+        p = sub.add_parser(stage, help=f"run the {stage} job")
+        common(p)
+        if stage == "ingest":
+            p.add_argument("--source", action="append", help="only this source (repeatable)")
+        else:
+            p.add_argument("--incremental", action="store_true", help="only new or changed records")
+        p.set_defaults(func=cmd_stage)
+
+    p = sub.add_parser("match", help="score pairs and resolve identities; or train / analyse-blocking")
+    common(p)
+    p.add_argument("action", nargs="?", choices=["score", "train", "analyse-blocking"], default="score")
+    p.add_argument("--incremental", action="store_true")
+    p.set_defaults(func=cmd_match)
+
+    p = sub.add_parser("run", help="all stages in order")
+    common(p)
+    p.add_argument("--incremental", action="store_true", help="only new or changed records")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="generate sample data and run the whole pipeline")
+    common(p)
+    p.add_argument("--persons", type=int, default=None)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("privacy", help="erasure, access export and retention")
+    common(p)
+    p.add_argument("action", choices=["erase", "export", "retention"])
+    p.add_argument("--subject", action="append", help="TYPE:VALUE, e.g. email:jan@example.nl or person_id:P...")
+    p.add_argument("--file", help="file with one subject per line (erase)")
+    p.add_argument("--out", help="output file (export)")
+    p.set_defaults(func=cmd_privacy)
+
+    p = sub.add_parser("profile", help="print a golden profile with provenance")
+    common(p)
+    p.add_argument("--id", required=True, help="TYPE:VALUE, e.g. email:jan@example.nl, phone:+316..., person_id:P...")
+    p.add_argument("--as-of", help="the profile as it was on this date/time (Delta time travel)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_profile)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    verbose = bool(getattr(args, "verbose", False))
+    _setup_logging(verbose)
+    from jobs.common.errors import CdpError
+
+    try:
+        return int(args.func(args) or 0)
+    except CdpError as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one clear line, the trace only with --verbose
+        if verbose:
+            traceback.print_exc()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"error: {type(exc).__name__}: {first} (run with --verbose for the stack trace)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

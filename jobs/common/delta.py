@@ -1,0 +1,744 @@
+"""The Delta table layer: one contract, two engines.
+
+* ``DeltaRsEngine`` (the ``deltalake`` package, delta-rs) is the embedded default: it needs no JVM
+  jars. Spark writes Parquet files into the table folder and delta-rs commits them with its
+  write-transaction API, so large writes never funnel through the driver. Reads hand Spark the
+  table's current file list (cast to the table schema), so they are distributed too.
+* ``DeltaSparkEngine`` (delta-spark) is used where the Delta classes and SQL extensions are in the
+  session (clusters, Databricks). Written against the public delta-spark API.
+
+Both write real Delta tables that every Delta reader opens. Tables are addressed ``layer.name``
+under ``lake.root`` by :class:`Lake`.
+
+Privacy (../shared/ARCHITECTURE.md, Invariants): tables are created without min/max statistics
+(``delta.dataSkippingNumIndexedCols=0``) so PII never lands in ``_delta_log``; rows are deleted by
+key through a join with a key table, never with a value in the predicate; ``purge_history``
+vacuums with retention 0, checkpoints and drops old log entries.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import random
+import shutil
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from .errors import DataError, SchemaError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# No min/max statistics on any column: PII must not be copied into the Delta log.
+TABLE_PROPERTIES: dict[str, str] = {"delta.dataSkippingNumIndexedCols": "0"}
+ENGINE_NAMES = ("delta-rs", "delta-spark")
+WriteMode = Literal["append", "overwrite"]
+
+
+def _nullable(schema: "StructType") -> "StructType":
+    from pyspark.sql.types import StructField, StructType
+
+    return StructType([StructField(f.name, f.dataType, True, f.metadata) for f in schema.fields])
+
+
+def to_arrow_schema(schema: "StructType") -> "pa.Schema":
+    from pyspark.sql.pandas.types import to_arrow_schema as _to_arrow
+
+    return _to_arrow(_nullable(schema), timezone="UTC", prefers_large_types=False)
+
+
+def from_arrow_schema(schema: "pa.Schema") -> "StructType":
+    from pyspark.sql.pandas.types import from_arrow_schema as _from_arrow
+
+    return _nullable(_from_arrow(schema, prefer_timestamp_ntz=True))
+
+
+def conform(df: "DataFrame", schema: "StructType", where: str) -> "DataFrame":
+    """Select ``schema``'s columns from ``df`` in order, cast to their types.
+
+    Columns missing from ``df`` fail naming the missing and the available ones; columns ``df``
+    has beyond the schema fail too (nothing is dropped silently).
+    """
+    from pyspark.sql import functions as F
+
+    have = df.columns
+    missing = [f.name for f in schema.fields if f.name not in have]
+    extra = [c for c in have if c not in schema.fieldNames()]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing column(s) {', '.join(missing)}")
+        if extra:
+            parts.append(f"column(s) not in the table: {', '.join(extra)}")
+        raise SchemaError(f"{where}: {'; '.join(parts)}; table columns: {', '.join(schema.fieldNames())}")
+    current = dict(df.dtypes)
+    cols = []
+    for f in schema.fields:
+        if current[f.name] == f.dataType.simpleString():
+            cols.append(F.col(f"`{f.name}`"))
+        else:
+            cols.append(F.col(f"`{f.name}`").cast(f.dataType).alias(f.name))
+    return df.select(*cols)
+
+
+def retry_commit(fn: Callable[[], T], what: str, attempts: int = 6) -> T:
+    """Run ``fn``, retrying concurrent-commit conflicts with exponential backoff and jitter."""
+    from deltalake.exceptions import CommitFailedError
+
+    delay = 0.2
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except CommitFailedError as exc:
+            if attempt == attempts:
+                raise DataError(f"{what}: commit failed {attempts} times: {exc}") from exc
+            log.warning("%s: commit conflict (attempt %s), retrying", what, attempt)
+            time.sleep(delay + random.random() * delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+class TableEngine(ABC):
+    """The contract every Delta engine fulfils. Paths are table folders."""
+
+    name: str
+
+    def __init__(self, spark: "SparkSession") -> None:
+        self.spark = spark
+
+    @abstractmethod
+    def exists(self, path: str) -> bool: ...
+
+    @abstractmethod
+    def create(self, path: str, schema: "StructType", partition_by: Sequence[str] = ()) -> None:
+        """Create an empty table if none exists (no-op otherwise)."""
+
+    @abstractmethod
+    def write(
+        self, path: str, df: "DataFrame", mode: WriteMode, partition_by: Sequence[str] = ()
+    ) -> None: ...
+
+    @abstractmethod
+    def write_rows(self, path: str, rows: list[dict[str, Any]], schema: "StructType") -> None:
+        """Append a few rows built on the driver (run log, manifests) without a Spark job."""
+
+    def upsert_rows(self, path: str, rows: list[dict[str, Any]], schema: "StructType", keys: Sequence[str]) -> None:
+        """Insert or update a few driver-side rows on ``keys`` (run log, batch states)."""
+        if not self.exists(path):
+            self.write_rows(path, rows, schema)
+            return
+        target = self.schema(path)
+        data = [tuple(r.get(f.name) for f in target.fields) for r in rows]
+        self.merge(path, self.spark.createDataFrame(data, target), keys)
+
+    @abstractmethod
+    def write_arrow(self, path: str, table: "pa.Table", schema: "StructType", mode: WriteMode = "append") -> None:
+        """Write an Arrow table built on the driver (ingest parses files there)."""
+
+    @abstractmethod
+    def read(
+        self, path: str, version: int | None = None, timestamp: datetime | None = None
+    ) -> "DataFrame": ...
+
+    @abstractmethod
+    def schema(self, path: str) -> "StructType": ...
+
+    @abstractmethod
+    def merge(
+        self,
+        path: str,
+        source: "DataFrame",
+        keys: Sequence[str],
+        delete_not_matched_by_source: bool = False,
+    ) -> dict[str, int]:
+        """Upsert ``source`` on ``keys``; optionally delete target rows absent from ``source``."""
+
+    @abstractmethod
+    def delete(self, path: str, predicate: str) -> int:
+        """Delete rows matching a SQL predicate over non-PII columns; returns rows deleted."""
+
+    @abstractmethod
+    def delete_keys(self, path: str, key_column: str, keys: "DataFrame") -> int:
+        """Delete rows whose ``key_column`` is in ``keys`` (one column, same name)."""
+
+    @abstractmethod
+    def vacuum(self, path: str, retention_hours: float) -> list[str]: ...
+
+    @abstractmethod
+    def purge_history(self, path: str) -> None:
+        """Remove old versions and old log entries (erasure): vacuum 0, checkpoint, clean log."""
+
+    @abstractmethod
+    def history(self, path: str) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def version(self, path: str) -> int: ...
+
+    @abstractmethod
+    def add_column(self, path: str, name: str, dtype: Any) -> None: ...
+
+
+class DeltaRsEngine(TableEngine):
+    """delta-rs engine: Spark writes the Parquet, delta-rs commits; reads by file list."""
+
+    name = "delta-rs"
+
+    def __init__(self, spark: "SparkSession", arrow_merge_limit: int = 2_000_000) -> None:
+        super().__init__(spark)
+        self.arrow_merge_limit = arrow_merge_limit
+
+    # --- helpers ------------------------------------------------------------------------------
+    @staticmethod
+    def _table(path: str, version: int | None = None) -> Any:
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        try:
+            return DeltaTable(path, version=version)
+        except TableNotFoundError as exc:
+            raise DataError(f"no Delta table at {path}") from exc
+
+    def exists(self, path: str) -> bool:
+        from deltalake import DeltaTable
+
+        return DeltaTable.is_deltatable(path)
+
+    @staticmethod
+    def _check_readable(dt: Any, path: str) -> None:
+        protocol = dt.protocol()
+        features = set(protocol.reader_features or [])
+        refused = features & {"deletionVectors", "columnMapping"}
+        mode = dt.metadata().configuration.get("delta.columnMapping.mode", "none")
+        if refused or mode not in ("none", None):
+            what = ", ".join(sorted(refused)) or f"columnMapping mode {mode}"
+            raise DataError(
+                f"table {path} uses {what}; the delta-rs file-list read path cannot apply it. "
+                "Read it with delta-spark (lake.engine: delta-spark) or rewrite it without them"
+            )
+
+    def schema(self, path: str) -> "StructType":
+        import pyarrow as pa
+
+        dt = self._table(path)
+        return from_arrow_schema(pa.schema(dt.schema().to_arrow()))
+
+    def create(self, path: str, schema: "StructType", partition_by: Sequence[str] = ()) -> None:
+        from deltalake import DeltaTable
+        from deltalake import Schema as DeltaSchema
+
+        if self.exists(path):
+            return
+        os.makedirs(path, exist_ok=True)
+        retry_commit(
+            lambda: DeltaTable.create(
+                path,
+                DeltaSchema.from_arrow(to_arrow_schema(schema)),
+                mode="ignore",
+                partition_by=list(partition_by) or None,
+                configuration=TABLE_PROPERTIES,
+            ),
+            f"create {path}",
+        )
+
+    def _local(self, path: str) -> bool:
+        return "://" not in path or path.startswith("file://")
+
+    def write(
+        self, path: str, df: "DataFrame", mode: WriteMode, partition_by: Sequence[str] = ()
+    ) -> None:
+        from deltalake import DeltaTable
+        from deltalake import Schema as DeltaSchema
+        from deltalake.transaction import AddAction
+
+        if self.exists(path):
+            partition_by = list(self._table(path).metadata().partition_columns)
+            df = conform(df, self.schema(path), f"write {path}")
+        else:
+            self.create(path, df.schema, partition_by)
+        if not self._local(path) or _is_connect(self.spark):
+            self._write_arrow(path, df, mode, partition_by)
+            return
+        staging = os.path.join(path, "_staging", uuid.uuid4().hex)
+        writer = df.write.mode("overwrite").option("compression", "snappy")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.parquet(staging)
+        actions = []
+        now_ms = int(time.time() * 1000)
+        for src in sorted(glob.glob(os.path.join(staging, "**", "*.parquet"), recursive=True)):
+            rel_dir = os.path.relpath(os.path.dirname(src), staging)
+            rel_dir = "" if rel_dir == "." else rel_dir
+            name = f"part-{uuid.uuid4().hex}.snappy.parquet"
+            rel = os.path.join(rel_dir, name) if rel_dir else name
+            dest = os.path.join(path, rel)
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            rows = _parquet_rows(src)
+            os.replace(src, dest)
+            values = _partition_values(rel_dir)
+            actions.append(
+                AddAction(rel, os.path.getsize(dest), values, now_ms, True, json.dumps({"numRecords": rows}))
+            )
+        shutil.rmtree(os.path.join(path, "_staging"), ignore_errors=True)
+        schema = DeltaSchema.from_arrow(to_arrow_schema(self.schema(path)))
+
+        def commit() -> None:
+            dt = DeltaTable(path)
+            dt.create_write_transaction(actions, mode=mode, schema=schema, partition_by=partition_by or None)
+
+        retry_commit(commit, f"{mode} {path}")
+
+    def _write_arrow(self, path: str, df: "DataFrame", mode: WriteMode, partition_by: Sequence[str]) -> None:
+        from deltalake import write_deltalake
+
+        table = df.toArrow().cast(to_arrow_schema(df.schema))
+        retry_commit(
+            lambda: write_deltalake(
+                path, table, mode=mode, partition_by=list(partition_by) or None, configuration=TABLE_PROPERTIES
+            ),
+            f"{mode} {path}",
+        )
+
+    def write_rows(self, path: str, rows: list[dict[str, Any]], schema: "StructType") -> None:
+        import pyarrow as pa
+        from deltalake import write_deltalake
+
+        self.create(path, schema)
+        arrow_schema = to_arrow_schema(self.schema(path))
+        table = pa.Table.from_pylist([{f.name: r.get(f.name) for f in arrow_schema} for r in rows], schema=arrow_schema)
+        retry_commit(lambda: write_deltalake(path, table, mode="append"), f"append {path}")
+
+    def upsert_rows(self, path: str, rows: list[dict[str, Any]], schema: "StructType", keys: Sequence[str]) -> None:
+        import pyarrow as pa
+
+        if not self.exists(path):
+            self.write_rows(path, rows, schema)
+            return
+        target = to_arrow_schema(self.schema(path))
+        table = pa.Table.from_pylist([{f.name: r.get(f.name) for f in target} for r in rows], schema=target)
+        predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
+        retry_commit(
+            lambda: self._table(path)
+            .merge(table, predicate, source_alias="s", target_alias="t")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(),
+            f"upsert into {path}",
+        )
+
+    def write_arrow(self, path: str, table: "pa.Table", schema: "StructType", mode: WriteMode = "append") -> None:
+        from deltalake import write_deltalake
+
+        self.create(path, schema)
+        target = to_arrow_schema(self.schema(path))
+        table = table.select(target.names).cast(target)
+        retry_commit(lambda: write_deltalake(path, table, mode=mode), f"{mode} {path}")
+
+    def read(
+        self, path: str, version: int | None = None, timestamp: datetime | None = None
+    ) -> "DataFrame":
+        import pyarrow as pa
+
+        dt = self._table(path, version)
+        if timestamp is not None:
+            dt.load_as_version(timestamp)
+        self._check_readable(dt, path)
+        schema = from_arrow_schema(pa.schema(dt.schema().to_arrow()))
+        files = dt.file_uris()
+        if not files:
+            return self.spark.createDataFrame([], schema)
+        reader = self.spark.read.schema(schema)
+        if dt.metadata().partition_columns:
+            reader = reader.option("basePath", path)
+        return conform(reader.parquet(*files), schema, f"read {path}")
+
+    def to_arrow(self, path: str, version: int | None = None) -> "pa.Table":
+        """The whole table on the driver (small tables, scans, tests)."""
+        dt = self._table(path, version)
+        return dt.to_pyarrow_table()
+
+    def merge(
+        self,
+        path: str,
+        source: "DataFrame",
+        keys: Sequence[str],
+        delete_not_matched_by_source: bool = False,
+    ) -> dict[str, int]:
+        if not self.exists(path):
+            self.write(path, source, "append")
+            return {"num_target_rows_inserted": -1}
+        target_schema = self.schema(path)
+        source = conform(source, target_schema, f"merge into {path}")
+        if _is_connect(self.spark) or source.count() <= self.arrow_merge_limit:
+            table = source.toArrow().cast(to_arrow_schema(target_schema))
+            predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
+
+            def commit() -> dict[str, int]:
+                dt = self._table(path)
+                merger = (
+                    dt.merge(table, predicate, source_alias="s", target_alias="t")
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                )
+                if delete_not_matched_by_source:
+                    merger = merger.when_not_matched_by_source_delete()
+                return merger.execute()
+
+            metrics = retry_commit(commit, f"merge into {path}")
+            return {k: int(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        # Large source: rewrite in Spark (copy-on-write of the whole table).
+        key_cols = list(keys)
+        if delete_not_matched_by_source:
+            result = source
+        else:
+            target = self.read(path)
+            result = target.join(source.select(*key_cols), key_cols, "left_anti").unionByName(source)
+        self.write(path, result.localCheckpoint(), "overwrite")
+        return {}
+
+    def delete(self, path: str, predicate: str) -> int:
+        metrics = retry_commit(lambda: self._table(path).delete(predicate), f"delete from {path}")
+        return int(metrics.get("num_deleted_rows", 0))
+
+    def delete_keys(self, path: str, key_column: str, keys: "DataFrame") -> int:
+        import pyarrow as pa
+
+        if not self.exists(path):
+            return 0
+        arrow = keys.select(key_column).distinct().toArrow()
+        if arrow.num_rows == 0:
+            return 0
+        arrow = arrow.cast(pa.schema([pa.field(key_column, pa.string())]))
+        predicate = f't."{key_column}" = s."{key_column}"'
+
+        def commit() -> dict[str, Any]:
+            dt = self._table(path)
+            return dt.merge(arrow, predicate, source_alias="s", target_alias="t").when_matched_delete().execute()
+
+        metrics = retry_commit(commit, f"delete keys from {path}")
+        return int(metrics.get("num_target_rows_deleted", 0))
+
+    def vacuum(self, path: str, retention_hours: float) -> list[str]:
+        dt = self._table(path)
+        return list(
+            dt.vacuum(
+                retention_hours=int(retention_hours),
+                dry_run=False,
+                enforce_retention_duration=False,
+                full=True,
+            )
+        )
+
+    def purge_history(self, path: str) -> None:
+        dt = self._table(path)
+        old = dict(dt.metadata().configuration)
+        dt.alter.set_table_properties(
+            {"delta.logRetentionDuration": "interval 0 seconds", "delta.deletedFileRetentionDuration": "interval 0 seconds"},
+            raise_if_not_exists=False,
+        )
+        dt = self._table(path)
+        self.vacuum(path, 0)
+        dt.create_checkpoint()
+        dt.cleanup_metadata()
+        # Old log files before the checkpoint are gone; restore the retention settings for normal use.
+        restore = {
+            "delta.logRetentionDuration": old.get("delta.logRetentionDuration", "interval 30 days"),
+            "delta.deletedFileRetentionDuration": old.get("delta.deletedFileRetentionDuration", "interval 7 days"),
+        }
+        self._table(path).alter.set_table_properties(restore, raise_if_not_exists=False)
+        _remove_crc_and_staging(path)
+
+    def history(self, path: str) -> list[dict[str, Any]]:
+        return list(self._table(path).history())
+
+    def version(self, path: str) -> int:
+        return int(self._table(path).version())
+
+    def add_column(self, path: str, name: str, dtype: Any) -> None:
+        import pyarrow as pa
+        from deltalake import Field
+        from deltalake import Schema as DeltaSchema
+        from pyspark.sql.types import StructField, StructType
+
+        arrow = to_arrow_schema(StructType([StructField(name, dtype, True)]))
+        field = DeltaSchema.from_arrow(pa.schema(arrow)).fields[0]
+        self._table(path).alter.add_columns([Field(field.name, field.type, nullable=True)])
+
+
+class DeltaSparkEngine(TableEngine):
+    """delta-spark engine (JVM): for clusters and Databricks where the Delta jars are present."""
+
+    name = "delta-spark"
+
+    def _dt(self, path: str) -> Any:
+        from delta.tables import DeltaTable
+
+        return DeltaTable.forPath(self.spark, path)
+
+    def exists(self, path: str) -> bool:
+        from delta.tables import DeltaTable
+
+        return bool(DeltaTable.isDeltaTable(self.spark, path))
+
+    def create(self, path: str, schema: "StructType", partition_by: Sequence[str] = ()) -> None:
+        from delta.tables import DeltaTable
+
+        builder = DeltaTable.createIfNotExists(self.spark).location(path).addColumns(_nullable(schema))
+        if partition_by:
+            builder = builder.partitionedBy(*partition_by)
+        for key, value in TABLE_PROPERTIES.items():
+            builder = builder.property(key, value)
+        builder.execute()
+
+    def write(
+        self, path: str, df: "DataFrame", mode: WriteMode, partition_by: Sequence[str] = ()
+    ) -> None:
+        if self.exists(path):
+            df = conform(df, self.schema(path), f"write {path}")
+        else:
+            self.create(path, df.schema, partition_by)
+        df.write.format("delta").mode(mode).save(path)
+
+    def write_rows(self, path: str, rows: list[dict[str, Any]], schema: "StructType") -> None:
+        self.create(path, schema)
+        table_schema = self.schema(path)
+        data = [tuple(r.get(f.name) for f in table_schema.fields) for r in rows]
+        self.spark.createDataFrame(data, table_schema).write.format("delta").mode("append").save(path)
+
+    def write_arrow(self, path: str, table: "pa.Table", schema: "StructType", mode: WriteMode = "append") -> None:
+        self.create(path, schema)
+        target = self.schema(path)
+        df = self.spark.createDataFrame(table.select(target.fieldNames()).cast(to_arrow_schema(target)))
+        df.write.format("delta").mode(mode).save(path)
+
+    def read(
+        self, path: str, version: int | None = None, timestamp: datetime | None = None
+    ) -> "DataFrame":
+        reader = self.spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        if timestamp is not None:
+            reader = reader.option("timestampAsOf", timestamp.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"))
+        return reader.load(path)
+
+    def schema(self, path: str) -> "StructType":
+        return _nullable(self.spark.read.format("delta").load(path).schema)
+
+    def merge(
+        self,
+        path: str,
+        source: "DataFrame",
+        keys: Sequence[str],
+        delete_not_matched_by_source: bool = False,
+    ) -> dict[str, int]:
+        if not self.exists(path):
+            self.write(path, source, "append")
+            return {}
+        source = conform(source, self.schema(path), f"merge into {path}")
+        cond = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+        merger = (
+            self._dt(path).alias("t").merge(source.alias("s"), cond).whenMatchedUpdateAll().whenNotMatchedInsertAll()
+        )
+        if delete_not_matched_by_source:
+            merger = merger.whenNotMatchedBySourceDelete()
+        merger.execute()
+        return {}
+
+    def delete(self, path: str, predicate: str) -> int:
+        before = self.version(path)
+        self._dt(path).delete(predicate)
+        return _spark_metric(self, path, before, "numDeletedRows")
+
+    def delete_keys(self, path: str, key_column: str, keys: "DataFrame") -> int:
+        if not self.exists(path):
+            return 0
+        before = self.version(path)
+        (
+            self._dt(path)
+            .alias("t")
+            .merge(keys.select(key_column).distinct().alias("s"), f"t.`{key_column}` = s.`{key_column}`")
+            .whenMatchedDelete()
+            .execute()
+        )
+        return _spark_metric(self, path, before, "numTargetRowsDeleted")
+
+    def vacuum(self, path: str, retention_hours: float) -> list[str]:
+        self.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+        self._dt(path).vacuum(retention_hours)
+        return []
+
+    def purge_history(self, path: str) -> None:
+        self.spark.sql(
+            f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ("
+            "'delta.logRetentionDuration'='interval 0 seconds', "
+            "'delta.deletedFileRetentionDuration'='interval 0 seconds')"
+        )
+        self.vacuum(path, 0)
+        jvm = self.spark.sparkContext._jvm  # type: ignore[attr-defined]
+        delta_log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(self.spark._jsparkSession, path)  # type: ignore[attr-defined]
+        delta_log.checkpoint()
+        delta_log.cleanUpExpiredLogs(delta_log.snapshot())
+        self.spark.sql(
+            f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ("
+            "'delta.logRetentionDuration'='interval 30 days', "
+            "'delta.deletedFileRetentionDuration'='interval 7 days')"
+        )
+
+    def history(self, path: str) -> list[dict[str, Any]]:
+        return [r.asDict(recursive=True) for r in self._dt(path).history().collect()]
+
+    def version(self, path: str) -> int:
+        return int(self._dt(path).history(1).select("version").first()[0])
+
+    def add_column(self, path: str, name: str, dtype: Any) -> None:
+        self.spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS (`{name}` {dtype.simpleString()})")
+
+
+def _spark_metric(engine: DeltaSparkEngine, path: str, before: int, metric: str) -> int:
+    for entry in engine.history(path):
+        if entry.get("version", -1) > before:
+            return int((entry.get("operationMetrics") or {}).get(metric, 0))
+    return 0
+
+
+def _is_connect(spark: "SparkSession") -> bool:
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def _parquet_rows(path: str) -> int:
+    import pyarrow.parquet as pq
+
+    return int(pq.read_metadata(path).num_rows)
+
+
+def _partition_values(rel_dir: str) -> dict[str, str | None]:
+    values: dict[str, str | None] = {}
+    if not rel_dir:
+        return values
+    from urllib.parse import unquote
+
+    for part in rel_dir.split(os.sep):
+        key, _, value = part.partition("=")
+        values[key] = None if value == "__HIVE_DEFAULT_PARTITION__" else unquote(value)
+    return values
+
+
+def _remove_crc_and_staging(path: str) -> None:
+    shutil.rmtree(os.path.join(path, "_staging"), ignore_errors=True)
+
+
+def pick_engine(spark: "SparkSession", choice: str = "auto") -> TableEngine:
+    """delta-spark when asked for or when the session has Delta's extensions; else delta-rs."""
+    from .spark import detect_capabilities
+
+    caps = detect_capabilities(spark)
+    if choice == "delta-spark":
+        if not caps.delta_spark:
+            raise DataError(
+                "lake.engine: got 'delta-spark', but the session has no Delta classes or SQL "
+                "extensions; expected the delta-spark jars on the classpath (spark.jars / --jars) "
+                "or lake.engine: delta-rs"
+            )
+        return DeltaSparkEngine(spark)
+    if choice == "delta-rs":
+        return DeltaRsEngine(spark)
+    return DeltaSparkEngine(spark) if caps.delta_spark else DeltaRsEngine(spark)
+
+
+class Lake:
+    """Tables addressed ``layer.name`` under one root, through one engine."""
+
+    def __init__(self, spark: "SparkSession", root: str, engine: TableEngine | None = None) -> None:
+        self.spark = spark
+        self.root = os.path.abspath(root) if "://" not in root else root
+        self.engine = engine or DeltaRsEngine(spark)
+
+    def path(self, address: str) -> str:
+        layer, _, name = address.partition(".")
+        if not layer or not name or "/" in address or ".." in address:
+            raise DataError(f"table address {address!r}: expected 'layer.name'")
+        return os.path.join(self.root, layer, name)
+
+    def exists(self, address: str) -> bool:
+        return self.engine.exists(self.path(address))
+
+    def create(self, address: str, schema: "StructType", partition_by: Sequence[str] = ()) -> None:
+        self.engine.create(self.path(address), schema, partition_by)
+
+    def read(self, address: str, version: int | None = None, timestamp: datetime | None = None) -> "DataFrame":
+        return self.engine.read(self.path(address), version, timestamp)
+
+    def read_or_empty(self, address: str, schema: "StructType") -> "DataFrame":
+        if self.exists(address):
+            return self.read(address)
+        return self.spark.createDataFrame([], schema)
+
+    def overwrite(self, address: str, df: "DataFrame", partition_by: Sequence[str] = ()) -> None:
+        self.engine.write(self.path(address), df, "overwrite", partition_by)
+
+    def append(self, address: str, df: "DataFrame", partition_by: Sequence[str] = ()) -> None:
+        self.engine.write(self.path(address), df, "append", partition_by)
+
+    def append_rows(self, address: str, rows: list[dict[str, Any]], schema: "StructType") -> None:
+        self.engine.write_rows(self.path(address), rows, schema)
+
+    def upsert_rows(self, address: str, rows: list[dict[str, Any]], schema: "StructType", keys: Sequence[str]) -> None:
+        self.engine.upsert_rows(self.path(address), rows, schema, keys)
+
+    def append_arrow(self, address: str, table: "pa.Table", schema: "StructType") -> None:
+        self.engine.write_arrow(self.path(address), table, schema, "append")
+
+    def merge(
+        self, address: str, source: "DataFrame", keys: Sequence[str], delete_not_matched_by_source: bool = False
+    ) -> dict[str, int]:
+        return self.engine.merge(self.path(address), source, keys, delete_not_matched_by_source)
+
+    def delete(self, address: str, predicate: str) -> int:
+        return self.engine.delete(self.path(address), predicate)
+
+    def delete_keys(self, address: str, key_column: str, keys: "DataFrame") -> int:
+        return self.engine.delete_keys(self.path(address), key_column, keys)
+
+    def vacuum(self, address: str, retention_hours: float) -> list[str]:
+        return self.engine.vacuum(self.path(address), retention_hours)
+
+    def purge_history(self, address: str) -> None:
+        self.engine.purge_history(self.path(address))
+
+    def history(self, address: str) -> list[dict[str, Any]]:
+        return self.engine.history(self.path(address))
+
+    def version(self, address: str) -> int:
+        return self.engine.version(self.path(address))
+
+    def schema(self, address: str) -> "StructType":
+        return self.engine.schema(self.path(address))
+
+    def add_column(self, address: str, name: str, dtype: Any) -> None:
+        self.engine.add_column(self.path(address), name, dtype)
+
+    def tables(self) -> list[str]:
+        """Addresses of every Delta table under the root."""
+        found = []
+        if not os.path.isdir(self.root):
+            return found
+        for layer in sorted(os.listdir(self.root)):
+            layer_dir = os.path.join(self.root, layer)
+            if not os.path.isdir(layer_dir) or layer.startswith((".", "_")):
+                continue
+            for name in sorted(os.listdir(layer_dir)):
+                if os.path.isdir(os.path.join(layer_dir, name, "_delta_log")):
+                    found.append(f"{layer}.{name}")
+        return found

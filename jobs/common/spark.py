@@ -1,0 +1,213 @@
+"""Building (or joining) the SparkSession, and finding out what its JVM can do.
+
+One session is built in the entry point and passed in (STYLE.md 4). Local mode is the embedded
+default, tuned for small machines. A session that already exists (spark-submit, Databricks) or a
+Spark Connect endpoint (``SPARK_REMOTE``) is used as it is.
+
+Capabilities (Delta Lake, GraphFrames) are detected by asking the running JVM whether a class is
+loadable. We never call ``configure_spark_with_delta_pip`` or set ``spark.jars.packages`` on our
+own: without network that kills the gateway after a few seconds, and a network that accepts but
+never answers makes it hang.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+GRAPHFRAMES_CLASS = "org.graphframes.GraphFrame"
+
+# Settings every session of ours needs, whatever the deployment.
+BASE_CONF: dict[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
+    # delta-rs and every Delta reader expect microsecond timestamps in Parquet.
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.parquet.int96RebaseModeInWrite": "CORRECTED",
+    "spark.sql.parquet.datetimeRebaseModeInWrite": "CORRECTED",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
+}
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the session's JVM offers; decides the Delta and graph engines."""
+
+    is_connect: bool
+    delta_classes: bool
+    delta_extensions: bool
+    graphframes: bool
+
+    @property
+    def delta_spark(self) -> bool:
+        """delta-spark is usable only with its classes and SQL extensions in the session."""
+        return self.delta_classes and self.delta_extensions
+
+
+def _local_conf(
+    shuffle_partitions: int,
+    checkpoint_dir: str | None,
+    warehouse_dir: str | None,
+    driver_memory: str | None,
+    extra: dict[str, str] | None,
+) -> dict[str, str]:
+    conf = dict(BASE_CONF)
+    conf.update(
+        {
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.sql.shuffle.partitions": str(shuffle_partitions),
+            "spark.default.parallelism": str(max(shuffle_partitions, 2)),
+            "spark.sql.adaptive.enabled": "true",
+            "spark.sql.adaptive.coalescePartitions.enabled": "true",
+            "spark.sql.autoBroadcastJoinThreshold": str(32 * 1024 * 1024),
+            "spark.driver.extraJavaOptions": "-Dderby.system.home=/tmp -XX:+UseG1GC",
+            "spark.sql.sources.partitionOverwriteMode": "dynamic",
+            "spark.python.worker.reuse": "true",
+        }
+    )
+    if driver_memory:
+        conf["spark.driver.memory"] = driver_memory
+    if warehouse_dir:
+        conf["spark.sql.warehouse.dir"] = warehouse_dir
+    if checkpoint_dir:
+        conf["spark.checkpoint.dir"] = checkpoint_dir
+    if extra:
+        conf.update(extra)
+    return conf
+
+
+def build_local_session(
+    app_name: str = "cdp",
+    master: str = "local[2]",
+    shuffle_partitions: int = 4,
+    checkpoint_dir: str | None = None,
+    warehouse_dir: str | None = None,
+    driver_memory: str | None = None,
+    extra_conf: dict[str, str] | None = None,
+) -> "SparkSession":
+    """A local-mode session tuned for a small machine (UI off, few shuffle partitions, UTC)."""
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(master).appName(app_name)
+    for key, value in _local_conf(
+        shuffle_partitions, checkpoint_dir, warehouse_dir, driver_memory, extra_conf
+    ).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    if checkpoint_dir:
+        spark.sparkContext.setCheckpointDir(checkpoint_dir)
+    return spark
+
+
+def get_or_build_session(
+    app_name: str,
+    master: str,
+    shuffle_partitions: int,
+    checkpoint_dir: str,
+    driver_memory: str | None = None,
+    extra_conf: dict[str, str] | None = None,
+    want_delta_spark: bool = False,
+) -> "SparkSession":
+    """The session a job runs in.
+
+    Order: Spark Connect when ``SPARK_REMOTE`` is set; the active session when one exists
+    (spark-submit, Databricks, notebooks); otherwise a new local session. ``want_delta_spark``
+    adds the Delta SQL extensions to a new local session; the jars themselves must already be on
+    the classpath (``spark.jars`` in config), they are never downloaded here.
+    """
+    from pyspark.sql import SparkSession
+
+    remote = os.environ.get("SPARK_REMOTE")
+    if remote:
+        log.info("using Spark Connect at %s", remote)
+        spark = SparkSession.builder.remote(remote).appName(app_name).getOrCreate()
+        _apply_runtime_conf(spark, shuffle_partitions)
+        return spark
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        log.info("using the active Spark session (%s)", active.sparkContext.master)
+        _apply_runtime_conf(active, shuffle_partitions)
+        return active
+    extra = dict(extra_conf or {})
+    if want_delta_spark:
+        extra.setdefault("spark.sql.extensions", DELTA_EXTENSION)
+        extra.setdefault("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
+    if "spark.jars.packages" in extra:
+        from .errors import ConfigError
+
+        raise ConfigError(
+            "spark.conf.spark.jars.packages: got "
+            f"{extra['spark.jars.packages']!r}; expected jars already on the classpath "
+            "(spark.jars or --jars): package downloads can hang a run and are refused"
+        )
+    return build_local_session(
+        app_name=app_name,
+        master=master,
+        shuffle_partitions=shuffle_partitions,
+        checkpoint_dir=checkpoint_dir,
+        warehouse_dir=os.path.join(os.path.dirname(checkpoint_dir), "_warehouse"),
+        driver_memory=driver_memory,
+        extra_conf=extra,
+    )
+
+
+def _apply_runtime_conf(spark: "SparkSession", shuffle_partitions: int) -> None:
+    for key, value in BASE_CONF.items():
+        try:
+            spark.conf.set(key, value)
+        except Exception:  # noqa: BLE001 - some platforms pin a setting; keep theirs
+            log.debug("could not set %s on the existing session", key)
+    try:
+        spark.conf.set("spark.sql.shuffle.partitions", str(shuffle_partitions))
+    except Exception:  # noqa: BLE001
+        log.debug("could not set shuffle partitions on the existing session")
+
+
+def is_connect(spark: "SparkSession") -> bool:
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def class_loadable(spark: "SparkSession", class_name: str) -> bool:
+    """Whether the session's JVM can load ``class_name`` (never downloads anything)."""
+    if is_connect(spark):
+        return False
+    try:
+        jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+        loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
+        jvm.java.lang.Class.forName(class_name, False, loader)
+        return True
+    except Exception:  # noqa: BLE001 - py4j raises its own error types
+        return False
+
+
+def detect_capabilities(spark: "SparkSession") -> Capabilities:
+    """What this session can run: Delta through the JVM, GraphFrames."""
+    connect = is_connect(spark)
+    try:
+        extensions = spark.conf.get("spark.sql.extensions", "") or ""
+    except Exception:  # noqa: BLE001
+        extensions = ""
+    delta_ext = DELTA_EXTENSION in extensions
+    if connect:
+        # Over Spark Connect the server's classpath is not visible; trust its extensions.
+        return Capabilities(True, delta_ext, delta_ext, False)
+    return Capabilities(
+        is_connect=False,
+        delta_classes=class_loadable(spark, DELTA_EXTENSION),
+        delta_extensions=delta_ext,
+        graphframes=class_loadable(spark, GRAPHFRAMES_CLASS),
+    )

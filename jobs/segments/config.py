@@ -1,0 +1,28 @@
+"""Segment definitions (conf/segments.yaml)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from jobs.common.config import Strict
+
+
+class SegmentConfig(Strict):
+    name: str = Field(..., pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = ""
+    rule: str = Field(..., min_length=1)
+    consent: Literal["email", "sms", "post", "phone"] | None = None
+    exports: list[Literal["email_csv", "hashed_audience"]] = Field(default_factory=list)
+
+
+class SegmentsConfig(Strict):
+    segments: list[SegmentConfig] = Field(default_factory=list)
+    rfm_micro_segments: bool = True
+    export_dir: str = Field("exports", description="folder under lake.root for audience files")
+
+    def semantic_problems(self, root: Any) -> list[tuple[str, Any, str]]:
+        from jobs.segments.rules import check_segments
+
+        return check_segments(self)

@@ -1,0 +1,50 @@
+from setuptools import find_packages, setup
+
+# Versions that install together without Maven: pyspark 4.2.0 is the newest delta-spark 4.4.1 accepts.
+INSTALL_REQUIRES = [
+    "pyspark==4.2.0",
+    "delta-spark==4.4.1",
+    "deltalake==1.6.6",
+    "graphframes-py==0.12.3",
+    "mlflow==3.17.2",
+    "pyyaml>=6.0,<7",
+    "pydantic>=2.7,<3",
+    "pandas>=2.2,<3",
+    "pyarrow>=16,<26",
+    "numpy>=1.26,<3",
+    "scipy>=1.11,<2",
+    "phonenumbers==9.0.43",
+    "rapidfuzz==3.14.6",
+    "faker==40.54.0",
+    "matplotlib>=3.8,<4",
+]
+
+EXTRAS = {
+    "test": [
+        "pytest>=8,<10",
+        "chispa==0.12.0",
+        "networkx>=3.2,<4",
+        "nbclient>=0.10,<1",
+        "nbformat>=5.9,<6",
+        "ipykernel>=6.29",
+        "psycopg[binary]>=3.1,<4",
+    ],
+    "bench": [
+        "splink==5.0.0",
+        "duckdb>=1.1",
+        "recordlinkage==0.16",
+        "psutil>=5.9",
+    ],
+}
+
+setup(
+    name="cdp-jobs",
+    version="0.1.0",
+    description="Customer data platform core: identity resolution, golden profiles and GDPR erasure on PySpark",
+    packages=find_packages(include=["jobs", "jobs.*"]),
+    package_data={"jobs": ["py.typed"]},
+    python_requires=">=3.11,<3.13",
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["cdp=jobs.cli:main"]},
+)

@@ -1,0 +1,233 @@
+"""Contract tests of the Delta table layer, run against every engine the session has."""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import json
+import os
+import time
+from decimal import Decimal
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType,
+    DateType,
+    DecimalType,
+    LongType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampNTZType,
+    TimestampType,
+)
+
+from jobs.common.delta import DeltaRsEngine, DeltaSparkEngine, Lake, retry_commit
+from jobs.common.errors import DataError, SchemaError
+from jobs.common.spark import detect_capabilities
+
+SCHEMA = StructType(
+    [
+        StructField("k", StringType()),
+        StructField("n", LongType()),
+        StructField("ts", TimestampType()),
+        StructField("ntz", TimestampNTZType()),
+        StructField("d", DateType()),
+        StructField("amount", DecimalType(18, 2)),
+        StructField("tags", ArrayType(StringType())),
+        StructField("attrs", MapType(StringType(), StringType())),
+        StructField("addr", StructType([StructField("city", StringType()), StructField("pc", StringType())])),
+    ]
+)
+
+ROWS = [
+    (
+        "a",
+        1,
+        dt.datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=dt.timezone.utc),
+        dt.datetime(2024, 1, 2, 3, 4, 5),
+        dt.date(1980, 2, 29),
+        Decimal("59.95"),
+        ["x", None],
+        {"pet": "Bello"},
+        ("Utrecht", "3511 AB"),
+    ),
+    ("b", None, None, None, None, None, None, None, None),
+    ("c", 3, dt.datetime(1999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc), None, dt.date(2000, 1, 1), Decimal("-1.00"), [], {}, (None, "1000")),
+]
+
+
+def engines(spark):  # noqa: ANN001
+    found = [DeltaRsEngine(spark)]
+    if detect_capabilities(spark).delta_spark:
+        found.append(DeltaSparkEngine(spark))
+    return found
+
+
+@pytest.fixture(params=["delta-rs", "delta-spark"])
+def lake(request, spark, lake_root):  # noqa: ANN001
+    available = {e.name: e for e in engines(spark)}
+    if request.param not in available:
+        pytest.skip(f"{request.param} is not on this session's classpath")
+    return Lake(spark, str(lake_root), available[request.param])
+
+
+def frame(spark, rows=ROWS):  # noqa: ANN001
+    return spark.createDataFrame(rows, SCHEMA)
+
+
+def test_types_round_trip(spark, lake):  # noqa: ANN001
+    lake.append("t.types", frame(spark))
+    back = lake.read("t.types")
+    assert back.schema == SCHEMA
+    # Maps cannot be sorted by Spark, so compare the rows ordered by key.
+    assert sorted(back.collect()) == sorted(frame(spark).collect())
+    assert_df_equality(back.drop("attrs"), frame(spark).drop("attrs"), ignore_row_order=True)
+
+
+def test_create_append_overwrite_versions(spark, lake):  # noqa: ANN001
+    lake.create("t.v", SCHEMA)
+    assert lake.read("t.v").count() == 0
+    v0 = lake.version("t.v")
+    lake.append("t.v", frame(spark, ROWS[:1]))
+    lake.append("t.v", frame(spark, ROWS[1:]))
+    assert lake.read("t.v").count() == 3
+    lake.overwrite("t.v", frame(spark, ROWS[2:]))
+    assert [r.k for r in lake.read("t.v").collect()] == ["c"]
+    assert lake.version("t.v") == v0 + 3
+    assert sorted(r.k for r in lake.read("t.v", version=v0 + 1).collect()) == ["a"]
+    assert len(lake.history("t.v")) == 4
+
+
+def test_read_at_timestamp(spark, lake):  # noqa: ANN001
+    lake.append("t.ts", frame(spark, ROWS[:1]))
+    time.sleep(1.1)
+    middle = dt.datetime.now(dt.timezone.utc)
+    time.sleep(1.1)
+    lake.append("t.ts", frame(spark, ROWS[1:]))
+    assert lake.read("t.ts", timestamp=middle).count() == 1
+    assert lake.read("t.ts").count() == 3
+
+
+def test_merge_upsert_and_delete_not_matched(spark, lake):  # noqa: ANN001
+    lake.append("t.m", frame(spark))
+    src = frame(spark).where("k in ('a', 'z')").withColumn("n", F.lit(42).cast("long"))
+    src = src.unionByName(frame(spark, [("z", 9, None, None, None, None, None, None, None)]))
+    src = src.where("k != 'z' or n = 9")
+    lake.merge("t.m", src, ["k"])
+    got = {r.k: r.n for r in lake.read("t.m").collect()}
+    assert got == {"a": 42, "b": None, "c": 3, "z": 9}
+    lake.merge("t.m", src, ["k"], delete_not_matched_by_source=True)
+    assert {r.k: r.n for r in lake.read("t.m").collect()} == {"a": 42, "z": 9}
+
+
+def test_delete_by_predicate_and_by_keys(spark, lake):  # noqa: ANN001
+    lake.append("t.d", frame(spark))
+    assert lake.delete("t.d", "n = 3") == 1
+    keys = spark.createDataFrame([("a",), ("nope",)], "k string")
+    assert lake.delete_keys("t.d", "k", keys) == 1
+    assert [r.k for r in lake.read("t.d").collect()] == ["b"]
+
+
+def test_schema_is_enforced(spark, lake):  # noqa: ANN001
+    lake.append("t.s", frame(spark))
+    with pytest.raises(SchemaError, match=r"missing column\(s\) amount.*table columns: k, n"):
+        lake.append("t.s", frame(spark).drop("amount"))
+    with pytest.raises(SchemaError, match=r"column\(s\) not in the table: extra"):
+        lake.append("t.s", frame(spark).withColumn("extra", F.lit(1)))
+
+
+def test_add_column(spark, lake):  # noqa: ANN001
+    lake.append("t.a", frame(spark))
+    lake.add_column("t.a", "segment", StringType())
+    back = lake.read("t.a")
+    assert back.columns[-1] == "segment"
+    assert back.where("segment is not null").count() == 0
+    lake.append("t.a", frame(spark, ROWS[:1]).withColumn("segment", F.lit("vip")))
+    assert [r.segment for r in lake.read("t.a").where("segment is not null").collect()] == ["vip"]
+
+
+def test_partitioned_table(spark, lake):  # noqa: ANN001
+    df = spark.createDataFrame([("a", "crm", 1), ("b", "pos", 2), ("c", "crm", 3)], "k string, src string, n long")
+    lake.append("t.p", df, partition_by=["src"])
+    lake.append("t.p", spark.createDataFrame([("d", "web", 4)], "k string, src string, n long"))
+    back = lake.read("t.p")
+    assert back.schema == df.schema
+    assert sorted((r.k, r.src, r.n) for r in back.collect()) == [("a", "crm", 1), ("b", "pos", 2), ("c", "crm", 3), ("d", "web", 4)]
+
+
+def test_vacuum_and_purge_history_remove_old_versions(spark, lake):  # noqa: ANN001
+    lake.append("t.e", frame(spark))
+    lake.delete_keys("t.e", "k", spark.createDataFrame([("a",)], "k string"))
+    path = lake.path("t.e")
+    lake.purge_history("t.e")
+    with pytest.raises(Exception):  # noqa: B017 - old versions are gone
+        lake.read("t.e", version=0).count()
+    # No data file still holds the deleted row, and the log holds no statistics or values.
+    import pyarrow.parquet as pq
+
+    keys = set()
+    for f in glob.glob(os.path.join(path, "**", "*.parquet"), recursive=True):
+        if "_delta_log" not in f:
+            keys |= set(pq.read_table(f).column("k").to_pylist())
+    assert keys == {"b", "c"}
+    log_text = "".join(open(f, encoding="utf-8").read() for f in glob.glob(os.path.join(path, "_delta_log", "*.json")))
+    assert "Bello" not in log_text and "Utrecht" not in log_text
+    assert lake.read("t.e").count() == 2
+
+
+def test_log_has_no_min_max_statistics(spark, lake):  # noqa: ANN001
+    lake.append("t.stats", frame(spark))
+    lake.merge("t.stats", frame(spark, ROWS[:1]), ["k"])
+    path = lake.path("t.stats")
+    for f in glob.glob(os.path.join(path, "_delta_log", "*.json")):
+        for line in open(f, encoding="utf-8"):
+            entry = json.loads(line)
+            if "add" in entry and entry["add"].get("stats"):
+                stats = json.loads(entry["add"]["stats"])
+                assert not stats.get("minValues") and not stats.get("maxValues"), stats
+
+
+def test_tables_listing_and_bad_address(spark, lake):  # noqa: ANN001
+    lake.append("silver.x", frame(spark, ROWS[:1]))
+    lake.append("ops.y", frame(spark, ROWS[:1]))
+    assert lake.tables() == ["ops.y", "silver.x"]
+    with pytest.raises(DataError, match="expected 'layer.name'"):
+        lake.path("nolayer")
+
+
+def test_write_rows_without_spark_job(spark, lake):  # noqa: ANN001
+    schema = StructType([StructField("run_id", StringType()), StructField("n", LongType())])
+    lake.append_rows("ops.rows", [{"run_id": "r1", "n": 1}, {"run_id": "r2"}], schema)
+    assert sorted((r.run_id, r.n) for r in lake.read("ops.rows").collect()) == [("r1", 1), ("r2", None)]
+
+
+def test_refuses_deletion_vectors(spark, lake_root):  # noqa: ANN001
+    from deltalake import DeltaTable
+    from deltalake.table import TableFeatures
+
+    lake = Lake(spark, str(lake_root), DeltaRsEngine(spark))
+    lake.append("t.dv", frame(spark, ROWS[:1]))
+    DeltaTable(lake.path("t.dv")).alter.add_feature(TableFeatures.DeletionVectors, allow_protocol_versions_increase=True)
+    with pytest.raises(DataError, match="deletionVectors"):
+        lake.read("t.dv")
+
+
+def test_commit_conflicts_are_retried() -> None:
+    from deltalake.exceptions import CommitFailedError
+
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise CommitFailedError("conflict")
+        return "ok"
+
+    assert retry_commit(flaky, "test") == "ok"
+    assert len(calls) == 3
+    with pytest.raises(DataError, match="commit failed 2 times"):
+        retry_commit(lambda: (_ for _ in ()).throw(CommitFailedError("x")), "test", attempts=2)
