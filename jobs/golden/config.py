@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from jobs.common.config import Strict
 
 SURVIVORSHIP_RULES = ("source_trust", "most_recent", "most_frequent", "most_complete", "first_non_null")
 
 SurvivorshipRule = Literal["source_trust", "most_recent", "most_frequent", "most_complete", "first_non_null"]
+
+# Attributes that survive together from one record, so a profile never mixes two names or two
+# addresses. The record is chosen by the rule of the group's anchor attribute (first name below);
+# the other members may only repeat that rule (jobs/golden/survivorship.py).
+SURVIVORSHIP_GROUPS: dict[str, tuple[str, ...]] = {
+    "name": ("family_name", "given_name", "initials", "name_particle", "full_name"),
+    "address": ("postcode", "street", "house_number", "house_number_suffix", "city", "country"),
+}
 
 
 class HouseholdConfig(Strict):
@@ -20,9 +28,22 @@ class HouseholdConfig(Strict):
 
 
 class RfmConfig(Strict):
+    """Score thresholds, each list ascending (jobs/golden/profiles.py ``rfm_scores``).
+
+    recency: days since the last order or receipt <= recency_days[0] -> 5, ... <= [3] -> 2, else 1;
+    frequency (orders + receipts) and monetary (total revenue) >= [3] -> 5, ... >= [0] -> 2, else 1.
+    """
+
     recency_days: list[int] = Field(default_factory=lambda: [30, 90, 180, 365], min_length=4, max_length=4)
     frequency_orders: list[int] = Field(default_factory=lambda: [1, 2, 4, 8], min_length=4, max_length=4)
     monetary_eur: list[float] = Field(default_factory=lambda: [50, 150, 400, 1000], min_length=4, max_length=4)
+
+    @field_validator("recency_days", "frequency_orders", "monetary_eur")
+    @classmethod
+    def _ascending(cls, v: list[Any]) -> list[Any]:
+        if any(a >= b for a, b in zip(v, v[1:])):
+            raise ValueError(f"thresholds must be strictly ascending; got {v}")
+        return v
 
 
 class GoldenConfig(Strict):
@@ -45,11 +66,35 @@ class GoldenConfig(Strict):
     households: HouseholdConfig = Field(default_factory=HouseholdConfig)
     rfm: RfmConfig = Field(default_factory=RfmConfig)
 
+    def rule_for(self, attribute: str) -> SurvivorshipRule:
+        """The configured rule of an attribute, else ``default_rule``."""
+        return self.survivorship.get(attribute, self.default_rule)
+
     def semantic_problems(self, root: Any) -> list[tuple[str, Any, str]]:
         from jobs.common.schemas import SURVIVING_ATTRIBUTES
 
-        return [
+        problems = [
             (f"golden.survivorship.{attr}", attr, f"one of the profile attributes: {', '.join(SURVIVING_ATTRIBUTES)}")
             for attr in self.survivorship
             if attr not in SURVIVING_ATTRIBUTES
         ]
+        problems.extend(self._group_problems())
+        return problems
+
+    def _group_problems(self) -> list[tuple[str, Any, str]]:
+        """A group member configured with another rule than its anchor would be silently ignored."""
+        problems: list[tuple[str, Any, str]] = []
+        for group, (anchor, *members) in SURVIVORSHIP_GROUPS.items():
+            anchor_rule = self.rule_for(anchor)
+            for attr in members:
+                rule = self.survivorship.get(attr)
+                if rule is not None and rule != anchor_rule:
+                    problems.append(
+                        (
+                            f"golden.survivorship.{attr}",
+                            rule,
+                            f"{anchor_rule!r} (the rule of {anchor}) or no entry: the {group} survives as a "
+                            f"whole from the record the {anchor} rule picks",
+                        )
+                    )
+        return problems

@@ -21,6 +21,11 @@ class SegmentsConfig(Strict):
     segments: list[SegmentConfig] = Field(default_factory=list)
     rfm_micro_segments: bool = True
     export_dir: str = Field("exports", description="folder under lake.root for audience files")
+    hashed_phone_format: Literal["e164", "digits"] = Field(
+        "e164",
+        description="phone normalisation before hashing in hashed_audience files: e164 keeps the '+' "
+        "(Google Customer Match), digits drops it (Meta Custom Audiences)",
+    )
 
     def semantic_problems(self, root: Any) -> list[tuple[str, Any, str]]:
         from jobs.segments.rules import check_segments

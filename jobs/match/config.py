@@ -1,0 +1,324 @@
+"""Match stage settings (conf/match.yaml): blocking, comparisons, training, thresholds, graph.
+
+Every name in this file resolves through a registry or an allow-list and is checked here, before
+Spark starts (STYLE.md 5, 6): blocking keys are parsed against the key-function registry and the
+matchable columns of silver.records (never pasted into SQL), comparison functions and their
+arguments against the comparison registry. Cross-field problems are collected and reported
+together, each naming its path inside the ``match`` section, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from jobs.common.config import Strict
+from jobs.common.schemas import (
+    ID_COOKIE,
+    ID_CUSTOMER_NUMBER,
+    ID_DEVICE,
+    ID_EMAIL,
+    ID_LOYALTY_CARD,
+    ID_PHONE,
+)
+
+if TYPE_CHECKING:
+    from jobs.match.comparisons import ComparisonDef
+
+# Columns of silver.records that blocking keys and comparisons may read.
+MATCH_COLUMNS: tuple[str, ...] = (
+    "title",
+    "gender",
+    "given_name",
+    "initials",
+    "name_particle",
+    "family_name",
+    "full_name",
+    "given_name_match",
+    "family_name_match",
+    "full_name_match",
+    "birth_date",
+    "email",
+    "phone",
+    "street",
+    "house_number",
+    "house_number_suffix",
+    "postcode",
+    "city",
+    "city_match",
+    "country",
+    "customer_number",
+    "loyalty_card",
+    "cookie_id",
+    "device_id",
+)
+
+LinkType = Literal["dedupe", "link_only", "link_and_dedupe"]
+IdType = Literal["email", "phone", "customer_number", "loyalty_card", "cookie_id", "device_id"]
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
+class BlockingRule(Strict):
+    """Pairs of records whose key expressions are all equal (and not null or blank)."""
+
+    name: str = Field(..., pattern=NAME_PATTERN)
+    keys: list[str] = Field(..., min_length=1, description="column names or key functions, see blocking.py")
+
+    @field_validator("keys")
+    @classmethod
+    def _parse_keys(cls, keys: list[str]) -> list[str]:
+        from jobs.match.blocking import parse_key
+
+        problems = []
+        for i, key in enumerate(keys):
+            try:
+                parse_key(key)
+            except ValueError as exc:
+                problems.append(f"keys[{i}]: {exc}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return keys
+
+    def base_columns(self) -> set[str]:
+        """The silver.records columns the rule reads."""
+        from jobs.match.blocking import parse_key
+
+        return {parse_key(k).column for k in self.keys}
+
+
+class ComparisonConfig(Strict):
+    """One comparison: a registered function applied to one or more columns."""
+
+    name: str = Field(..., pattern=NAME_PATTERN)
+    function: str
+    columns: list[str] = Field(..., min_length=1)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    term_frequency_adjustments: bool = False
+    tf_minimum_u_value: float = Field(
+        1e-4, gt=0, lt=1, description="floor of the term frequency replacing u at the exact level"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> "ComparisonConfig":
+        from jobs.match.comparisons import COMPARISONS, build_comparison
+
+        problems = []
+        bad = [c for c in self.columns if c not in MATCH_COLUMNS]
+        if bad:
+            problems.append(
+                f"columns: got {bad}; expected columns of silver.records: {', '.join(MATCH_COLUMNS)}"
+            )
+        arg_problems = COMPARISONS.check_arguments(self.function, self.arguments, skip=1)
+        problems.extend(f"function {self.function!r}: {p}" if "unknown comparison" not in p else p for p in arg_problems)
+        if not problems:
+            try:
+                build_comparison(self)
+            except (ValueError, TypeError) as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class TrainingConfig(Strict):
+    """How the Fellegi-Sunter parameters are estimated (see model.py)."""
+
+    u_sample_pairs: int = Field(
+        2_000_000, ge=1_000, le=1_000_000_000, description="random record pairs for the u probabilities"
+    )
+    seed: int = Field(42, description="seed of the u sample (a hash of record key and seed)")
+    max_iterations: int = Field(25, ge=1, le=1_000)
+    tolerance: float = Field(1e-5, gt=0, lt=1, description="stop when no m or prior moves more than this")
+    blocking_rules: list[str] = Field(
+        default_factory=list,
+        description="rules to train with; empty: one EM over all candidate pairs (the default)",
+    )
+    prior: Literal["em", "fixed"] = Field("em", description="estimate the match prior, or use prior_value")
+    prior_value: float | None = Field(
+        None, gt=0, lt=1, description="probability that two random records match (prior: fixed)"
+    )
+    m_floor: float = Field(1e-6, gt=0, lt=0.01, description="smallest m probability of a level")
+    labels_path: str | None = Field(
+        None, description="optional table of labelled pairs (record_key_l, record_key_r, is_match)"
+    )
+    labels_mode: Literal["seed", "fix"] = Field(
+        "seed", description="labelled matches seed m before EM, or fix m (EM then re-estimates only the prior)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainingConfig":
+        if self.prior == "fixed" and self.prior_value is None:
+            raise ValueError("prior: fixed needs prior_value (probability that two random records match)")
+        if self.prior == "em" and self.prior_value is not None:
+            raise ValueError("prior_value is only used with prior: fixed")
+        return self
+
+
+class DeterministicConfig(Strict):
+    """Identifier links: records that share an identifier value are the same person."""
+
+    enabled: bool = True
+    id_types: list[IdType] = Field(
+        default_factory=lambda: [ID_CUSTOMER_NUMBER, ID_LOYALTY_CARD, ID_EMAIL],
+        description="phone is off by default: landlines are shared within households",
+    )
+    cookie_login: bool = Field(True, description="link a web cookie to the customer number it logged in with")
+    max_records_per_value: int = Field(
+        20, ge=2, description="a value shared by more records is generic (info@, 0000): reported, not used"
+    )
+    max_customers_per_cookie: int = Field(
+        1, ge=1, description="a cookie that logged in as more customers is a shared device: not used"
+    )
+
+    @field_validator("id_types")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"got {v}; expected each identifier type at most once")
+        return v
+
+
+class ClusteringConfig(Strict):
+    """Connected components of the accepted edges (connected_components.py)."""
+
+    engine: Literal["auto", "scipy", "star", "graphframes"] = Field(
+        "auto", description="auto: scipy on the driver up to driver_edge_limit edges, else large-star/small-star"
+    )
+    driver_edge_limit: int = Field(5_000_000, ge=0)
+    checkpoint_every: int = Field(2, ge=1, le=100, description="rounds of large-star/small-star between checkpoints")
+    checkpoint: Literal["local", "reliable"] = Field(
+        "local", description="localCheckpoint, or checkpoint to the session's checkpoint dir"
+    )
+    max_iterations: int = Field(200, ge=1, le=10_000)
+
+
+class GuardConfig(Strict):
+    """Over-merge guard (guard.py): split clusters that are too large or hang on a weak bridge."""
+
+    enabled: bool = True
+    max_cluster_size: int = Field(50, ge=2)
+    strict_threshold_probability: float = Field(0.999, gt=0, lt=1)
+    bridge_detection: bool = True
+    bridge_min_side: int = Field(
+        2, ge=1, description="a weak bridge counts when both sides keep at least this many records"
+    )
+    max_inspected_edges: int = Field(2_000_000, ge=1, description="edges of suspicious clusters taken to the driver")
+
+
+class ModelRefConfig(Strict):
+    """Registered model the match job scores with: a version, an alias, or (neither) the latest."""
+
+    name: str = Field("cdp-match", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    version: int | None = Field(None, ge=1)
+    alias: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelRefConfig":
+        if self.version is not None and self.alias is not None:
+            raise ValueError(f"got version {self.version} and alias {self.alias!r}; expected one of them, not both")
+        return self
+
+
+def _default_rules() -> list[BlockingRule]:
+    return [
+        BlockingRule(name="family_given", keys=["family_name_match", "given_name_match"]),
+        BlockingRule(name="birth_family3", keys=["birth_date", "substr(family_name_match,1,3)"]),
+        BlockingRule(name="birth_given", keys=["birth_date", "given_name_match"]),
+        BlockingRule(name="email", keys=["email"]),
+        BlockingRule(name="phone", keys=["phone_last9"]),
+        BlockingRule(name="postcode_house", keys=["postcode", "house_number"]),
+        BlockingRule(name="soundex_postcode", keys=["soundex(family_name_match)", "postcode_digits"]),
+    ]
+
+
+def _default_comparisons() -> list[ComparisonConfig]:
+    return [
+        ComparisonConfig(
+            name="given_name", function="jaro_winkler", columns=["given_name_match"], term_frequency_adjustments=True
+        ),
+        ComparisonConfig(
+            name="family_name", function="jaro_winkler", columns=["family_name_match"], term_frequency_adjustments=True
+        ),
+        ComparisonConfig(name="name_swap", function="name_swap", columns=["given_name_match", "family_name_match"]),
+        ComparisonConfig(name="birth_date", function="date", columns=["birth_date"]),
+        ComparisonConfig(name="email", function="email", columns=["email"]),
+        ComparisonConfig(name="phone", function="phone", columns=["phone"]),
+        ComparisonConfig(name="postcode", function="postcode", columns=["postcode"]),
+        ComparisonConfig(name="house_number", function="exact", columns=["house_number"]),
+        ComparisonConfig(name="street", function="jaro_winkler", columns=["street"]),
+        ComparisonConfig(
+            name="city", function="jaro_winkler", columns=["city_match"], term_frequency_adjustments=True
+        ),
+    ]
+
+
+class MatchConfig(Strict):
+    """The match section: how candidate pairs are found, compared, scored and clustered."""
+
+    link_type: LinkType = Field(
+        "dedupe",
+        description="dedupe and link_and_dedupe: all pairs; link_only: pairs between different sources only",
+    )
+    blocking_rules: list[BlockingRule] = Field(default_factory=_default_rules, min_length=1)
+    max_block_size: int = Field(2_000, ge=2, description="larger blocks are skipped and reported")
+    comparisons: list[ComparisonConfig] = Field(default_factory=_default_comparisons, min_length=1)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    threshold_probability: float = Field(0.9, gt=0, lt=1, description="pairs at or above it become edges")
+    deterministic: DeterministicConfig = Field(default_factory=DeterministicConfig)
+    clustering: ClusteringConfig = Field(default_factory=ClusteringConfig)
+    guard: GuardConfig = Field(default_factory=GuardConfig)
+    model: ModelRefConfig = Field(default_factory=ModelRefConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> "MatchConfig":
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def problems(self) -> list[str]:
+        """Every cross-field problem, reported together (STYLE.md 5)."""
+        problems: list[str] = []
+        rule_names = [r.name for r in self.blocking_rules]
+        for name in sorted({n for n in rule_names if rule_names.count(n) > 1}):
+            problems.append(f"blocking_rules: name {name!r} appears more than once; expected unique names")
+        cmp_names = [c.name for c in self.comparisons]
+        for name in sorted({n for n in cmp_names if cmp_names.count(n) > 1}):
+            problems.append(f"comparisons: name {name!r} appears more than once; expected unique names")
+        for i, name in enumerate(self.training.blocking_rules):
+            if name not in rule_names:
+                problems.append(
+                    f"training.blocking_rules[{i}]: got {name!r}; expected one of the blocking rules: {', '.join(rule_names)}"
+                )
+        if self.guard.strict_threshold_probability < self.threshold_probability:
+            problems.append(
+                f"guard.strict_threshold_probability: got {self.guard.strict_threshold_probability}; expected at least "
+                f"threshold_probability ({self.threshold_probability})"
+            )
+        if self.training.blocking_rules and not problems:
+            used = [r for r in self.blocking_rules if r.name in self.training.blocking_rules]
+            for c in self.comparisons:
+                if all(set(c.columns) & r.base_columns() for r in used):
+                    problems.append(
+                        f"comparisons.{c.name}: reads {', '.join(c.columns)}, which every training rule blocks on, so its "
+                        "m probabilities cannot be estimated; expected a training rule that does not use these columns"
+                    )
+        return problems
+
+    def comparison_defs(self) -> list["ComparisonDef"]:
+        """The configured comparisons, resolved through the registry."""
+        from jobs.match.comparisons import build_comparison
+
+        return [build_comparison(c) for c in self.comparisons]
+
+    def rule(self, name: str) -> BlockingRule:
+        for r in self.blocking_rules:
+            if r.name == name:
+                return r
+        raise KeyError(f"unknown blocking rule {name!r}; configured: {', '.join(r.name for r in self.blocking_rules)}")
+
+    def semantic_problems(self, root: Any) -> list[tuple[str, Any, str]]:
+        """Checks against other sections (none yet: the match section is self-contained)."""
+        return []

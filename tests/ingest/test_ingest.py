@@ -1,0 +1,240 @@
+"""Ingest: every format, idempotency, quarantine, reconciliation, crash recovery, suppression, JDBC."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from jobs.common import schemas as S
+from jobs.common.errors import DataError
+from jobs.common.keys import record_key, salted_hash
+from jobs.ingest import job as ingest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+from pg import pg_bin, postgres_server  # noqa: E402
+
+CRM = {
+    "name": "crm",
+    "format": "csv",
+    "location": "crm",
+    "pattern": "*.csv",
+    "encoding": "auto",
+    "delimiter": ";",
+    "primary_key": ["klantnummer"],
+    "required": ["achternaam"],
+    "mapping": {"given_name": "voornaam", "family_name": "achternaam", "email": "email", "phone": "telefoon"},
+}
+SHOP = {
+    "name": "shop",
+    "format": "ndjson",
+    "location": "shop",
+    "primary_key": ["customer_id"],
+    "mapping": {"full_name": "name", "email": "email"},
+    "extensions": {"pet_name": "pet"},
+}
+POS = {
+    "name": "pos",
+    "format": "parquet",
+    "location": "pos",
+    "primary_key": ["card"],
+    "mapping": {"loyalty_card": "card", "family_name": "last"},
+}
+
+CRM_UTF8 = (
+    "klantnummer;voornaam;achternaam;email;telefoon;extra_veld\n"
+    "K1;José;van der Berg;jose@example.nl;0612345678;x\n"
+    "K2;Anna;de Vries;;;\n"
+    "K3;te veel;kolommen;a;b;c;d\n"  # wrong column count
+    'K4;"broken;quote;a;b;c\n'  # broken quoting
+)
+CRM_BAD_BYTES = b"K5;Piet;Jansen\xff\xfe;piet@example.nl;;\n"
+
+
+def write_sources(root: Path) -> None:
+    (root / "crm").mkdir(parents=True)
+    (root / "crm" / "a_utf8.csv").write_bytes(CRM_UTF8.encode("utf-8") + CRM_BAD_BYTES)
+    latin = "klantnummer;voornaam;achternaam;email;telefoon;extra_veld\nK6;Renée;Müller;r@example.be;;\nK7;Chloë;Dubois;;;\nK8;Zoë;Smit;;;\n"
+    (root / "crm" / "b_latin1.csv").write_bytes(latin.encode("latin-1"))
+    (root / "shop").mkdir()
+    lines = [
+        json.dumps({"customer_id": "W1", "name": "Jan van der Berg", "email": "jan@example.nl", "pet": "Bello", "utm": "x"}),
+        "{not json",
+        json.dumps({"customer_id": "W2", "name": {"nested": True}}),
+        json.dumps(["a list"]),
+        json.dumps({"customer_id": "W3", "name": "Berg, Jan van der", "email": None, "age": 42}),
+        json.dumps({"name": "no key"}),
+    ]
+    (root / "shop" / "customers.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (root / "pos").mkdir()
+    pq.write_table(pa.table({"card": ["1", "2"], "last": ["Smit", None], "points": [10, 20]}), root / "pos" / "m.parquet")
+
+
+@pytest.fixture()
+def ctx(make_ctx, tmp_path: Path):  # noqa: ANN001, ANN201
+    write_sources(tmp_path / "data")
+    return make_ctx(sources=[CRM, SHOP, POS])
+
+
+def bronze(ctx, name):  # noqa: ANN001, ANN201
+    return {r[S.RECORD_KEY]: r.asDict() for r in ctx.lake.read(f"bronze.{name}").collect()}
+
+
+def test_each_format_lands_with_lineage_and_extra(ctx) -> None:  # noqa: ANN001
+    summary = ingest.run(ctx)
+    assert summary["crm"] == {"read": 8, "landed": 5, "quarantined": 3, "batches": 2}
+    assert summary["shop"] == {"read": 6, "landed": 2, "quarantined": 4, "batches": 1}
+    assert summary["pos"] == {"read": 2, "landed": 2, "quarantined": 0, "batches": 1}
+
+    crm = bronze(ctx, "crm")
+    k1 = crm[record_key("crm", "K1")]
+    assert (k1["voornaam"], k1["achternaam"], k1["email"]) == ("José", "van der Berg", "jose@example.nl")
+    assert k1[S.EXTRA] == {"extra_veld": "x"}
+    assert k1[S.LINE] == 2 and k1[S.SOURCE] == "crm" and k1[S.FILE].endswith("a_utf8.csv")
+    assert crm[record_key("crm", "K2")]["email"] is None  # empty CSV field -> null
+    latin = crm[record_key("crm", "K6")]
+    assert (latin["voornaam"], latin["achternaam"]) == ("Renée", "Müller")  # decoded as latin-1
+    assert crm[record_key("crm", "K7")]["voornaam"] == "Chloë"
+
+    shop = bronze(ctx, "shop")
+    w1 = shop[record_key("shop", "W1")]
+    assert w1["name"] == "Jan van der Berg" and w1["pet"] == "Bello" and w1[S.EXTRA] == {"utm": "x"}
+    w3 = shop[record_key("shop", "W3")]
+    assert w3["email"] is None and w3[S.EXTRA] == {"age": "42"}
+
+    pos = bronze(ctx, "pos")
+    assert pos[record_key("pos", "2")]["last"] is None
+    assert pos[record_key("pos", "1")][S.EXTRA] == {"points": "10"}
+
+
+def test_quarantine_reasons_lines_and_raw_text(ctx) -> None:  # noqa: ANN001
+    ingest.run(ctx)
+    rows = sorted(
+        (r[S.SOURCE], r[S.LINE], r.reason.split(":")[0], r.raw)
+        for r in ctx.lake.read(S.BRONZE_QUARANTINE.address).collect()
+    )
+    assert rows == [
+        ("crm", 4, "wrong column count", "K3;te veel;kolommen;a;b;c;d"),
+        ("crm", 5, "broken quoting", 'K4;"broken;quote;a;b;c'),
+        ("crm", 6, "invalid encoding", "K5;Piet;Jansen\\xff\\xfe;piet@example.nl;;"),
+        ("shop", 2, "malformed JSON", "{not json"),
+        ("shop", 3, "wrong type", json.dumps({"customer_id": "W2", "name": {"nested": True}})),
+        ("shop", 4, "JSON line is not an object", json.dumps(["a list"])),
+        ("shop", 6, "missing primary key", json.dumps({"name": "no key"})),
+    ]
+
+
+def test_reconciliation_recorded_in_ops(ctx) -> None:  # noqa: ANN001
+    ingest.run(ctx)
+    runs = ctx.lake.read(S.OPS_RUNS.address).collect()
+    assert len(runs) == 1
+    run = runs[0]
+    assert (run.job, run.status, run.rows_in, run.rows_out, run.rows_quarantined) == ("ingest", "succeeded", 16, 9, 7)
+    batches = ctx.lake.read(S.OPS_BATCHES.address).collect()
+    assert len(batches) == 4
+    for b in batches:
+        assert b.status == "landed"
+        assert b.rows_read == b.rows_landed + b.rows_quarantined
+
+
+def test_idempotent_and_changed_file_is_a_new_batch(ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    ingest.run(ctx)
+    version = ctx.lake.version("bronze.crm")
+    again = ingest.run(ctx)
+    assert again["crm"] == {"read": 0, "landed": 0, "quarantined": 0, "batches": 2}
+    assert ctx.lake.version("bronze.crm") == version
+    assert ctx.lake.read("bronze.crm").count() == 5
+    path = tmp_path / "data" / "crm" / "b_latin1.csv"
+    path.write_bytes(path.read_bytes() + "K9;Nieuw;Klant;;;\n".encode("latin-1"))
+    third = ingest.run(ctx)
+    assert third["crm"]["landed"] == 4  # the changed file is landed again as a new batch
+    assert ctx.lake.read(S.OPS_BATCHES.address).count() == 5
+
+
+def test_missing_required_column_fails_the_batch_and_changes_nothing(ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    ingest.run(ctx, sources=["pos"])
+    (tmp_path / "data" / "crm" / "c_bad.csv").write_text("klantnummer;voornaam\nK9;Piet\n", encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        ingest.run(ctx, sources=["crm"])
+    assert "c_bad.csv: missing required column(s) achternaam; available: klantnummer, voornaam" in str(info.value)
+    # The two good files landed; the bad one left nothing behind.
+    assert ctx.lake.read("bronze.crm").where(f"{S.FILE} like '%c_bad.csv'").count() == 0
+    assert ctx.lake.read(S.OPS_BATCHES.address).where("path like '%c_bad.csv'").count() == 0
+    failed = [r for r in ctx.lake.read(S.OPS_RUNS.address).collect() if r.status == "failed"]
+    assert len(failed) == 1 and "missing required column(s) achternaam" in failed[0].error
+
+
+def test_crash_between_writes_is_completed_without_duplicates(ctx) -> None:  # noqa: ANN001
+    def fault(point: str) -> None:
+        if point == "after_bronze":
+            raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        ingest.run(ctx, sources=["crm"], fault=fault)
+    assert ctx.lake.read("bronze.crm").count() == 2  # first file (2 good rows) landed in bronze, not recorded as landed
+    states = {r.status for r in ctx.lake.read(S.OPS_BATCHES.address).collect()}
+    assert states == {"started"}
+    summary = ingest.run(ctx, sources=["crm"])
+    assert summary["crm"]["landed"] == 5
+    assert ctx.lake.read("bronze.crm").count() == 5
+    assert ctx.lake.read("bronze.crm").select(S.RECORD_KEY).distinct().count() == 5
+    assert ctx.lake.read(S.BRONZE_QUARANTINE.address).count() == 3
+
+
+def test_suppressed_rows_are_quarantined_without_raw_text(ctx) -> None:  # noqa: ANN001
+    salt = ctx.cfg.privacy.salt
+    ctx.lake.append_rows(
+        S.PRIVACY_SUPPRESSION.address,
+        [
+            {"id_type": "email", "id_hash": salted_hash(salt, "email", "jose@example.nl"), "request_id": "r1"},
+            {"id_type": "phone", "id_hash": salted_hash(salt, "phone", "+31612345678"), "request_id": "r1"},
+            {"id_type": "record_key", "id_hash": salted_hash(salt, "record_key", record_key("pos", "2")), "request_id": "r2"},
+        ],
+        S.PRIVACY_SUPPRESSION.schema,
+    )
+    ingest.run(ctx)
+    assert record_key("crm", "K1") not in bronze(ctx, "crm")
+    assert record_key("pos", "2") not in bronze(ctx, "pos")
+    suppressed = [r for r in ctx.lake.read(S.BRONZE_QUARANTINE.address).collect() if r.reason == "suppressed"]
+    assert sorted(r[S.RECORD_KEY] for r in suppressed) == sorted([record_key("crm", "K1"), record_key("pos", "2")])
+    assert all(r.raw is None for r in suppressed)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(pg_bin() is None or not os.path.exists("/usr/share/java/postgresql.jar"), reason="needs Debian postgresql and libpostgresql-jdbc-java (.ci/install-services.sh)")
+def test_jdbc_incremental_by_watermark(make_ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    with postgres_server(str(tmp_path / "pg")) as pg:
+        pg.execute(
+            "CREATE TABLE klanten (id text primary key, naam text, email text, punten int, updated_at timestamp)"
+        )
+        t0 = dt.datetime(2026, 1, 1, 12, 0, 0)
+        for i, (naam, email) in enumerate([("Jan de Vries", "jan@example.nl"), ("Els Bakker", None)]):
+            pg.execute("INSERT INTO klanten VALUES (%s, %s, %s, %s, %s)", (f"C{i}", naam, email, i * 10, t0 + dt.timedelta(minutes=i)))
+        src = {
+            "name": "erp",
+            "format": "jdbc",
+            "primary_key": ["id"],
+            "mapping": {"full_name": "naam", "email": "email", "updated_at": "updated_at"},
+            "jdbc": {"url": pg.jdbc_url, "table": "klanten", "user": pg.user},
+        }
+        ctx = make_ctx(sources=[src])
+        first = ingest.run(ctx)
+        assert first["erp"] == {"read": 2, "landed": 2, "quarantined": 0, "batches": 1}
+        rows = bronze(ctx, "erp")
+        assert rows[record_key("erp", "C0")]["naam"] == "Jan de Vries"
+        assert rows[record_key("erp", "C0")][S.EXTRA] == {"punten": "0"}
+        assert ingest.run(ctx)["erp"]["read"] == 0  # nothing changed since the watermark
+        pg.execute("UPDATE klanten SET email = 'els@example.nl', updated_at = %s WHERE id = 'C1'", (t0 + dt.timedelta(hours=1),))
+        pg.execute("INSERT INTO klanten VALUES ('C2', 'Piet Smit', NULL, 5, %s)", (t0 + dt.timedelta(hours=2),))
+        third = ingest.run(ctx)
+        assert third["erp"] == {"read": 2, "landed": 2, "quarantined": 0, "batches": 1}
+        history = ctx.lake.read("bronze.erp").where(f"{S.RECORD_KEY} = '{record_key('erp', 'C1')}'").collect()
+        assert sorted(r.email or "" for r in history) == ["", "els@example.nl"]
+        marks = sorted(r.watermark for r in ctx.lake.read(S.OPS_BATCHES.address).collect())
+        assert marks == ["2026-01-01T12:01:00+00:00", "2026-01-01T14:00:00+00:00"]
