@@ -142,6 +142,15 @@ def get_or_build_session(
         log.info("using the active Spark session (%s)", active.sparkContext.master)
         _apply_runtime_conf(active, shuffle_partitions)
         return active
+    if os.environ.get("PYSPARK_GATEWAY_PORT") or os.environ.get("SPARK_ENV_LOADED"):
+        # Started by spark-submit: its --master and --conf win; a master set in code would override them.
+        log.info("started by spark-submit: using its master and settings")
+        builder = SparkSession.builder.appName(app_name)
+        for key, value in (extra_conf or {}).items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()
+        _apply_runtime_conf(spark, shuffle_partitions)
+        return spark
     extra = dict(extra_conf or {})
     if want_delta_spark:
         extra.setdefault("spark.sql.extensions", DELTA_EXTENSION)

@@ -1,0 +1,64 @@
+"""The erasure verification scan: Parquet values (nested too), JSON logs, gzip, encodings, groups."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from jobs.privacy.job import rewrite_files
+from jobs.privacy.scan import _groups, row_mask, scan_for_values
+
+NEEDLES = [("jan.jansen@example.nl",), ("+31612345678",), ("Jan", "Jansen")]
+
+
+def test_groups_lowercase_and_drop_too_short_single_needles() -> None:
+    assert _groups([("Jan@X.NL",), ("abc",), ("Jan", "Jansen"), ("", "x")]) == [("jan", "jansen"), ("jan@x.nl",)]
+
+
+def test_row_mask_reads_nested_values_and_requires_every_name_in_one_row() -> None:
+    table = pa.table(
+        {
+            "given": ["Jan", "Piet", "Jan", None],
+            "family": ["Jansen", "Jansen", "de Vries", None],
+            "extra": pa.array(
+                [[], [("mail", "piet@example.nl")], [], [("mail", "JAN.JANSEN@example.nl")]],
+                type=pa.map_(pa.string(), pa.string()),
+            ),
+            "ids": pa.array([None, ["x"], ["+31612345678"], []]),
+        }
+    )
+    assert row_mask(table, _groups(NEEDLES)).tolist() == [True, False, True, True]
+
+
+def test_whole_words_only() -> None:
+    table = pa.table({"name": ["Janssen Jan", "Jansen", "Jan-Jansen"]})
+    assert row_mask(table, _groups([("Jan", "Jansen")])).tolist() == [False, False, True]
+
+
+def test_scan_counts_hits_in_parquet_json_gzip_and_latin1(tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    pq.write_table(pa.table({"e": ["jan.jansen@example.nl", "other@example.nl"]}), tmp_path / "t" / "part-0.parquet")
+    (tmp_path / "t" / "00000.json").write_text(json.dumps({"add": {"stats": "{\"min\":\"+31612345678\"}"}}))
+    (tmp_path / "x.json.gz").write_bytes(gzip.compress(b"jan.jansen@example.nl"))
+    (tmp_path / "crm.csv").write_bytes("K1;Jan;Jansen\nK2;Piet;Jansen\n".encode("latin-1"))
+    (tmp_path / "clean.csv").write_text("K2;Piet;Jansen\n")
+    result = scan_for_values([str(tmp_path)], NEEDLES)
+    assert result.files == 5
+    assert result.hits == 5  # the gzip file holds the e-mail, which also spells "jan" and "jansen" as words
+    assert sorted(Path(p).name for p in result.hit_files) == ["00000.json", "crm.csv", "part-0.parquet", "x.json.gz"]
+    assert scan_for_values([str(tmp_path / "clean.csv")], NEEDLES).clean
+
+
+def test_rewrite_files_drops_exact_lines_and_subject_lines_only(tmp_path: Path) -> None:
+    csv = tmp_path / "crm.csv"
+    csv.write_bytes("klantnummer;voornaam;achternaam\nK1;Jan;Jansen\nK2;Piet;Jansen\nK3;Els;Smit\n".encode("latin-1"))
+    par = tmp_path / "m.parquet"
+    pq.write_table(pa.table({"card": ["1", "2", "3"], "email": [None, "jan.jansen@example.nl", None]}), par)
+    changed = rewrite_files([str(csv), str(par)], {str(csv): {4}, str(par): {1}}, _groups(NEEDLES))
+    assert changed == {str(csv): 2, str(par): 2}
+    assert csv.read_bytes().decode("latin-1") == "klantnummer;voornaam;achternaam\nK2;Piet;Jansen\n"
+    assert pq.read_table(par).column("card").to_pylist() == ["3"]
