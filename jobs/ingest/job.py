@@ -72,7 +72,15 @@ def discover_files(src: SourceConfig, data_root: str) -> list[str]:
 
 
 def batch_id_for(source: str, path: str, size: int, checksum: str) -> str:
-    return hashlib.sha256(f"{source}|{os.path.abspath(path)}|{size}|{checksum}".encode()).hexdigest()[:32]
+    return hashlib.sha256(f"{source}|{path}|{size}|{checksum}".encode()).hexdigest()[:32]
+
+
+def lineage_path(path: str, data_root: str) -> str:
+    """How bronze and ops.batches name a file: relative to data.root when inside it (so a lake and
+    its landing folders can move together), else absolute."""
+    full = os.path.abspath(path)
+    root = os.path.abspath(data_root)
+    return os.path.relpath(full, root) if full.startswith(root + os.sep) else full
 
 
 @dataclass
@@ -302,10 +310,11 @@ def ingest_files(
         with open(path, "rb") as fh:
             data = fh.read()
         checksum = hashlib.sha256(data).hexdigest()
-        batch_id = batch_id_for(src.name, path, len(data), checksum)
+        named = lineage_path(path, ctx.data_root)
+        batch_id = batch_id_for(src.name, named, len(data), checksum)
         previous = states.get(batch_id)
         if previous is not None and previous.get("status") == "landed":
-            results.append(BatchResult(batch_id, path, 0, 0, 0, skipped=True))
+            results.append(BatchResult(batch_id, named, 0, 0, 0, skipped=True))
             continue
         where = f"source {src.name}, file {path}"
         try:
@@ -315,7 +324,7 @@ def ingest_files(
             log.error("%s", exc)
             failures.append(str(exc))
             continue
-        result = land_batch(ctx, src, parsed, batch_id, path, len(data), checksum, run, suppression, previous, fault)
+        result = land_batch(ctx, src, parsed, batch_id, named, len(data), checksum, run, suppression, previous, fault)
         run.stage(f"{src.name}: {os.path.basename(path)} landed {result.rows_landed:,}, quarantined {result.rows_quarantined:,}", result.rows_read)
         results.append(result)
     return results

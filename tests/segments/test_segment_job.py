@@ -1,0 +1,204 @@
+"""The segments job end to end on a small lake: history across runs, incremental runs, exports."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import json
+import os
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+
+from jobs.common.keys import salted_hash
+from jobs.common.schemas import GOLDEN_PROFILES, OPS_RUNS, PRIVACY_SUPPRESSION, SEGMENT_EXPORTS, SEGMENT_MEMBERSHIP
+from jobs.segments import job
+
+from .conftest import profile_rows
+
+SALT = "test-salt-1234"
+SEGMENTS = {
+    "segments": [
+        {"name": "recent", "rule": "last_order_at > run_date - 90 days", "consent": "email",
+         "exports": ["email_csv", "hashed_audience"]},
+        {"name": "big", "rule": "total_revenue >= 100"},
+    ],
+    "rfm_micro_segments": False,
+}
+RECENT = dt.datetime(2024, 6, 1, 12, 0)
+OLD = dt.datetime(2023, 1, 1, 12, 0)
+
+
+def person(pid: str, **kw: Any) -> dict[str, Any]:
+    base = dict(person_id=pid, email=f"{pid}@example.nl", phone=None, given_name=pid.upper(), family_name="Test",
+                consent_email=True, total_revenue=Decimal("10"), last_order_at=OLD)
+    base.update(kw)
+    return base
+
+
+def write_profiles(ctx, spark: SparkSession, rows: list[dict[str, Any]]) -> None:  # noqa: ANN001
+    ctx.lake.overwrite(GOLDEN_PROFILES.address, profile_rows(spark, rows))
+
+
+def history(ctx) -> set[tuple]:  # noqa: ANN001
+    rows = ctx.lake.read(SEGMENT_MEMBERSHIP.address).collect()
+    return {(r.person_id, r.segment, r.entered_run, r.exited_run, r.exited_at is None) for r in rows}
+
+
+def read_csv(path: str) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture()
+def ctx(make_ctx):  # noqa: ANN001, ANN201
+    return make_ctx(segments=SEGMENTS, run={"date": "2024-06-15"}, privacy={"salt": SALT})
+
+
+def test_history_across_runs_enter_stay_exit_reenter(ctx, spark: SparkSession) -> None:  # noqa: ANN001
+    write_profiles(ctx, spark, [
+        person("a", last_order_at=RECENT, total_revenue=Decimal("500")),
+        person("b", last_order_at=RECENT),
+        person("c", consent_email=False, last_order_at=RECENT),  # no consent: never in 'recent'
+    ])
+    r1 = job.run(ctx)
+    assert (r1["entered"], r1["exited"], r1["members"]) == (3, 0, {"big": 1, "recent": 2})
+
+    # b stops ordering (leaves 'recent'), a stays; c gets consent and enters
+    write_profiles(ctx, spark, [
+        person("a", last_order_at=RECENT, total_revenue=Decimal("500")),
+        person("b", last_order_at=OLD),
+        person("c", consent_email=True, last_order_at=RECENT),
+    ])
+    r2 = job.run(ctx)
+    assert (r2["entered"], r2["exited"], r2["members"]) == (1, 1, {"big": 1, "recent": 2})
+
+    # b orders again: a second row for b in 'recent'; a leaves 'big'
+    write_profiles(ctx, spark, [
+        person("a", last_order_at=RECENT),
+        person("b", last_order_at=RECENT),
+        person("c", consent_email=True, last_order_at=RECENT),
+    ])
+    r3 = job.run(ctx)
+    assert (r3["entered"], r3["exited"]) == (1, 1)
+    id1, id2, id3 = r1["run_id"], r2["run_id"], r3["run_id"]
+    assert history(ctx) == {
+        ("a", "recent", id1, None, True),
+        ("a", "big", id1, id3, False),
+        ("b", "recent", id1, id2, False),
+        ("b", "recent", id3, None, True),
+        ("c", "recent", id2, None, True),
+    }
+    rows = ctx.lake.read(SEGMENT_MEMBERSHIP.address).where("person_id = 'b'").orderBy("entered_at").collect()
+    assert rows[0].exited_at is not None and rows[0].exited_at <= rows[1].entered_at
+
+    # a rerun with unchanged profiles changes nothing (the merge adds nothing twice)
+    r4 = job.run(ctx)
+    assert (r4["entered"], r4["exited"]) == (0, 0)
+    assert ctx.lake.read(SEGMENT_MEMBERSHIP.address).count() == 5
+
+    runs = {r.run_id: r for r in ctx.lake.read(OPS_RUNS.address).where("job = 'segments'").collect()}
+    m3 = runs[id3].metrics
+    assert runs[id3].status == "succeeded"
+    assert (m3["members.recent"], m3["members.big"], m3["entered"], m3["exited"]) == ("3", "0", "1", "1")
+    assert (m3["entered.recent"], m3["exited.big"], m3["export_rows"]) == ("1", "1", "6")
+    assert (runs[id3].rows_in, runs[id3].rows_out) == (3, 2)
+
+
+def test_incremental_run_reevaluates_only_the_affected_persons(ctx, spark: SparkSession) -> None:  # noqa: ANN001
+    write_profiles(ctx, spark, [person("a", last_order_at=RECENT), person("b", last_order_at=RECENT),
+                                person("c", last_order_at=RECENT)])
+    first = job.run(ctx)
+    # every profile changes, but only a and c are named as affected; c was erased (no profile)
+    write_profiles(ctx, spark, [person("a", last_order_at=OLD), person("b", last_order_at=OLD)])
+    affected = spark.createDataFrame([("a",), ("c",)], "person_id string")
+    second = job.run(ctx, affected_person_ids=affected)
+    assert (second["evaluated"], second["entered"], second["exited"]) == (1, 0, 2)
+    assert history(ctx) == {
+        ("a", "recent", first["run_id"], second["run_id"], False),
+        ("b", "recent", first["run_id"], None, True),  # not affected: left as it was
+        ("c", "recent", first["run_id"], second["run_id"], False),
+    }
+
+
+def test_exports_consent_suppression_hashes_and_manifests(ctx, spark: SparkSession) -> None:  # noqa: ANN001
+    write_profiles(ctx, spark, [
+        person("p1", email=" Jan@Example.NL ", phone="+31612345678", given_name="Jan", name_particle="van der",
+               family_name="Berg", full_name="Jan van der Berg", last_order_at=RECENT),
+        person("p2", email="test@example.com", phone=None, given_name="Test", full_name="Test Test",
+               last_order_at=RECENT),
+        person("p3", consent_email=False, last_order_at=RECENT),  # no consent for the segment's channel
+        person("p4", email="erased@example.nl", last_order_at=RECENT),  # suppressed by e-mail hash
+        person("p5", email=None, phone="+31699999999", consent_email=True, last_order_at=RECENT),  # suppressed phone
+        person("p6", last_order_at=OLD),  # not in the segment
+    ])
+    suppression = [
+        {"id_type": "email", "id_hash": salted_hash(SALT, "email", "erased@example.nl"), "request_id": "r1",
+         "added_at": dt.datetime(2024, 6, 1)},
+        {"id_type": "phone", "id_hash": salted_hash(SALT, "phone", "+31699999999"), "request_id": "r2",
+         "added_at": dt.datetime(2024, 6, 1)},
+    ]
+    ctx.lake.append_rows(PRIVACY_SUPPRESSION.address, suppression, PRIVACY_SUPPRESSION.schema)
+    result = job.run(ctx)
+    run_id = result["run_id"]
+    assert result["members"] == {"recent": 2}  # p1, p2: consented, not suppressed
+    assert result["exports"] == {"recent.email_csv": 2, "recent.hashed_audience": 2}
+
+    folder = os.path.join(ctx.lake_root, "exports", "recent", run_id)
+    emails = read_csv(os.path.join(folder, "email_csv.csv"))
+    assert emails == [
+        {"person_id": "p1", "email": "jan@example.nl", "given_name": "Jan", "family_name": "van der Berg",
+         "full_name": "Jan van der Berg"},
+        {"person_id": "p2", "email": "test@example.com", "given_name": "Test", "family_name": "Test",
+         "full_name": "Test Test"},
+    ]
+    hashed = read_csv(os.path.join(folder, "hashed_audience.csv"))
+    jan = hashlib.sha256(b"jan@example.nl").hexdigest()
+    assert hashed == sorted(
+        [
+            {"email_sha256": jan,
+             "phone_sha256": "fab7be8a931d1088a82f6acf9e468aaf6a3accc07d5112ee5d6fca93281e1583"},
+            {"email_sha256": "973dfe463ec85785f5f95af5ba3906eedb2d931c24e69824a89ea65dba4e813b", "phone_sha256": ""},
+        ],
+        key=lambda r: r["email_sha256"],
+    )
+    assert hashlib.sha256(b"+31612345678").hexdigest() == hashed[[r["email_sha256"] for r in hashed].index(jan)][
+        "phone_sha256"]
+
+    with open(os.path.join(folder, "hashed_audience.manifest.json"), encoding="utf-8") as fh:
+        manifest = json.load(fh)
+    created = manifest.pop("created_at")
+    assert dt.datetime.fromisoformat(created).tzinfo is not None
+    assert manifest == {
+        "export_id": hashlib.sha256(f"recent\x1fhashed_audience\x1f{run_id}".encode()).hexdigest()[:32],
+        "segment": "recent",
+        "target": "hashed_audience",
+        "path": os.path.join(folder, "hashed_audience.csv"),
+        "rows": 2,
+        "hash_method": "sha256-hex; email=trim+lower; phone=e164",
+        "run_id": run_id,
+    }
+    table = {r.target: r for r in ctx.lake.read(SEGMENT_EXPORTS.address).collect()}
+    assert sorted(table) == ["email_csv", "hashed_audience"]
+    assert (table["email_csv"].rows, table["email_csv"].hash_method, table["email_csv"].run_id) == (2, "none", run_id)
+    assert table["hashed_audience"].export_id == manifest["export_id"]
+
+    # no value of a suppressed or non-consenting person in any file
+    text = "".join(open(os.path.join(folder, f), encoding="utf-8").read() for f in os.listdir(folder))
+    for value in ("erased@example.nl", "p3@example.nl", "p4", "p5", "p6",
+                  hashlib.sha256(b"+31699999999").hexdigest(), hashlib.sha256(b"erased@example.nl").hexdigest()):
+        assert value not in text
+
+
+def test_missing_profiles_and_bad_affected_ids_fail_clearly(ctx, spark: SparkSession) -> None:  # noqa: ANN001
+    from jobs.common.errors import DataError, SchemaError
+
+    with pytest.raises(DataError, match=r"segments: table golden.profiles does not exist under .*; expected the "
+                                        r"golden stage to have run first"):
+        job.run(ctx)
+    with pytest.raises(SchemaError, match=r"segments run\(affected_person_ids\): missing column\(s\) person_id; "
+                                          r"available: id"):
+        job.run(ctx, affected_person_ids=spark.createDataFrame([("a",)], "id string"))
