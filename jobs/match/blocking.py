@@ -9,14 +9,21 @@ SQL): ``family_name_match``, ``substr(family_name_match,1,3)``, ``soundex(family
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from pyspark.sql import Column
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from jobs.common.errors import SchemaError
 from jobs.common.registry import Registry
+from jobs.common.schemas import TMP
+
+if TYPE_CHECKING:
+    from jobs.match.config import BlockingRule, MatchConfig
 
 # Key functions: (column, *int args) -> Column. Registered by name (STYLE.md 6).
 KEY_FUNCTIONS: Registry[Callable[..., Column]] = Registry("blocking key function")
@@ -124,18 +131,6 @@ def parse_key(text: str) -> BlockingKey:
 
 
 # --- candidate pairs -------------------------------------------------------------------------------
-
-import functools  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from typing import TYPE_CHECKING, Any  # noqa: E402
-
-from pyspark.sql import DataFrame, Window  # noqa: E402
-
-from jobs.common.errors import SchemaError  # noqa: E402
-from jobs.common.schemas import TMP  # noqa: E402
-
-if TYPE_CHECKING:
-    from jobs.match.config import BlockingRule, MatchConfig
 
 KEY_SEP = "\x1f"
 _NEW = f"{TMP}is_new"

@@ -1,0 +1,127 @@
+"""``cdp profile --id TYPE:VALUE``: find a golden profile by any identifier, with provenance."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time, timezone
+from typing import TYPE_CHECKING, Any
+
+from pyspark.sql import functions as F
+
+from jobs.common import schemas as S
+from jobs.common.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from jobs.common.context import Context
+
+LOOKUP_TYPES = (*S.IDENTIFIER_TYPES, S.ID_PERSON)
+
+
+def parse_subject(text: str) -> tuple[str, str]:
+    """'email:jan@example.nl' -> ('email', 'jan@example.nl'), normalised like silver does."""
+    kind, sep, value = text.partition(":")
+    kind = kind.strip().lower()
+    if not sep or not value.strip() or kind not in LOOKUP_TYPES:
+        raise ConfigError(
+            f"--id/--subject: got {text!r}; expected TYPE:VALUE with TYPE one of {', '.join(LOOKUP_TYPES)}"
+        )
+    return kind, normalise_identifier(kind, value)
+
+
+def normalise_identifier(kind: str, value: str, country: str = "NL") -> str:
+    value = value.strip()
+    if kind == S.ID_EMAIL:
+        return value.lower()
+    if kind == S.ID_PHONE:
+        import phonenumbers
+
+        try:
+            number = phonenumbers.parse(value, country)
+        except phonenumbers.NumberParseException as exc:
+            raise ConfigError(f"phone {value!r} cannot be parsed: {exc}") from exc
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return value
+
+
+def person_ids_for(ctx: "Context", kind: str, value: str) -> list[str]:
+    """Person ids holding an identifier (an identifier may belong to several persons)."""
+    lake = ctx.lake
+    if kind == S.ID_PERSON:
+        return [value]
+    if not lake.exists(S.SILVER_IDENTIFIERS.address) or not lake.exists(S.GOLDEN_IDENTITY_MAP.address):
+        raise DataError("no golden tables yet: run `cdp run` first")
+    keys = lake.read(S.SILVER_IDENTIFIERS.address).where(
+        (F.col("id_type") == F.lit(kind)) & (F.col("id_value") == F.lit(value))
+    )
+    ids = (
+        keys.join(lake.read(S.GOLDEN_IDENTITY_MAP.address), "record_key")
+        .select("person_id")
+        .distinct()
+        .orderBy("person_id")
+        .collect()
+    )
+    return [r.person_id for r in ids]
+
+
+def _as_of(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--as-of: got {text!r}; expected a date or date-time (2026-11-01 or 2026-11-01T12:00)") from None
+    if isinstance(parsed, datetime) and len(text) <= 10:
+        parsed = datetime.combine(date.fromisoformat(text), time.max)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def find_profile(ctx: "Context", identifier: str, as_of: str | None = None) -> dict[str, Any]:
+    """The golden profile (with provenance) of the person holding ``identifier`` ('TYPE:VALUE').
+
+    ``as_of`` (a date or ISO date-time, UTC unless it says otherwise; a date means its end) reads
+    golden.profiles as of that time (Delta time travel); identifiers are resolved through the
+    current identity map. Several persons holding the identifier: the first by person id is
+    returned, the others are listed under ``other_person_ids``. The error for an unknown
+    identifier repeats the value to the user who typed it; nothing is logged.
+    """
+    kind, value = parse_subject(identifier)
+    ids = person_ids_for(ctx, kind, value)
+    if not ids:
+        raise DataError(f"no person has {kind} {identifier.partition(':')[2].strip()!r}")
+    at = _as_of(as_of)
+    if not ctx.lake.exists(S.GOLDEN_PROFILES.address):
+        raise DataError("no golden tables yet: run `cdp run` first")
+    try:
+        profiles = ctx.lake.read(S.GOLDEN_PROFILES.address, timestamp=at)
+    except Exception as exc:  # noqa: BLE001 - engines raise their own types for a missing version
+        if at is None:
+            raise
+        raise DataError(f"--as-of {as_of}: golden.profiles has no version at or before that time ({exc})") from exc
+    rows = profiles.where(F.col("person_id").isin(ids)).collect()
+    if not rows:
+        when = f" on {as_of}" if as_of else ""
+        raise DataError(f"person {', '.join(ids)} has no golden profile{when}")
+    result = rows[0].asDict(recursive=True)
+    if len(rows) > 1:
+        result["other_person_ids"] = [r.person_id for r in rows[1:]]
+    return result
+
+
+def format_profile(profile: dict[str, Any]) -> str:
+    """Readable text: attribute, value and where it came from."""
+    prov = profile.get("provenance") or {}
+    lines = [f"person {profile['person_id']}  (household {profile.get('household_id') or '-'})"]
+    for attr in S.SURVIVING_ATTRIBUTES:
+        value = profile.get(attr)
+        if value is None:
+            continue
+        p = prov.get(attr) or {}
+        origin = f"{p.get('source')} {p.get('record_key')} by {p.get('rule')}" if p else ""
+        lines.append(f"  {attr:<20} {str(value):<32} {origin}")
+    lines.append("  identifiers:")
+    for kind, values in sorted((profile.get("identifiers") or {}).items()):
+        lines.append(f"    {kind:<18} {', '.join(values)}")
+    skip = set(S.SURVIVING_ATTRIBUTES) | {"person_id", "provenance", "identifiers", "household_id"}
+    rest = {k: v for k, v in profile.items() if k not in skip and v not in (None, {}, [])}
+    lines.append("  " + json.dumps(rest, default=str, sort_keys=True))
+    return "\n".join(lines)

@@ -1,0 +1,96 @@
+"""Persistent person ids: stability, merges, splits, tie-breaks and the change feed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from jobs.golden.ids import assign_person_ids
+
+RUN_AT = datetime(2026, 11, 1, 12, 0, 0)
+
+
+def _assign(clusters, previous, run_id="r1", epoch=0):
+    imap, changes = assign_person_ids(clusters, previous, run_id, RUN_AT, epoch)
+    m = {r.record_key: r.person_id for r in imap.collect()}
+    c = sorted(
+        (r.change, r.person_id, r.related_person_id, r.records, r.run_id) for r in changes.collect()
+    )
+    return m, c, imap
+
+
+def test_first_run_gives_new_deterministic_ids(make_clusters, pid_of):
+    clusters = make_clusters([["a", "b"], ["c"]])
+    m, c, imap = _assign(clusters, None)
+    pa, pc = pid_of(0, "a"), pid_of(0, "c")
+    assert m == {"a": pa, "b": pa, "c": pc}
+    assert c == sorted([("new", pa, None, 2, "r1"), ("new", pc, None, 1, "r1")])
+    assert {(r.record_key, r.first_seen_run, r.run_id) for r in imap.collect()} == {
+        ("a", "r1", "r1"), ("b", "r1", "r1"), ("c", "r1", "r1")
+    }
+    # the same input again (fresh lake) gives the same ids
+    m2, _, _ = _assign(clusters, None, run_id="other-run")
+    assert m2 == m
+    assert pa.startswith("P") and len(pa) == 25 and pa not in ("a", "b", "c")
+
+
+def test_same_input_twice_keeps_ids_and_logs_nothing(make_clusters):
+    clusters = make_clusters([["a", "b"], ["c"], ["d", "e", "f"]])
+    m1, _, imap1 = _assign(clusters, None, "r1", 0)
+    m2, c2, imap2 = _assign(clusters, imap1, "r2", 1)
+    assert m2 == m1
+    assert c2 == []
+    assert {r.record_key: r.first_seen_run for r in imap2.collect()} == {k: "r1" for k in "abcdef"}
+
+
+def test_new_records_change_no_ids_but_logged_merges(make_clusters, make_map, pid_of):
+    prev = make_map({"a": "P1", "b": "P1", "c": "P2", "d": "P3", "e": "P4"})
+    # x joins P1's cluster, y and z form a new person, P3 and P4 merge through new record w
+    clusters = make_clusters([["a", "b", "x"], ["c"], ["y", "z"], ["d", "e", "w"]])
+    m, c, _ = _assign(clusters, prev, "r2", 1)
+    assert m == {"a": "P1", "b": "P1", "x": "P1", "c": "P2", "y": pid_of(1, "y"), "z": pid_of(1, "y"),
+                 "d": "P3", "e": "P3", "w": "P3"}
+    assert c == sorted([("new", pid_of(1, "y"), None, 2, "r2"), ("merged", "P4", "P3", 1, "r2")])
+
+
+def test_merge_keeps_the_larger_side(make_clusters, make_map):
+    prev = make_map({"a": "P9", "b": "P9", "c": "P1", "d": "P1", "e": "P1"})
+    m, c, imap = _assign(make_clusters([["a", "b", "c", "d", "e"]]), prev, "r2", 1)
+    assert set(m.values()) == {"P1"}
+    assert c == [("merged", "P9", "P1", 2, "r2")]
+    first = {r.record_key: r.first_seen_run for r in imap.collect()}
+    assert first == {"a": "r2", "b": "r2", "c": "r0", "d": "r0", "e": "r0"}
+
+
+def test_merge_tie_keeps_the_older_then_smaller_id(make_clusters, make_map):
+    mapping = {"a": "P1", "b": "P1", "c": "P2", "d": "P2"}
+    older_p2 = make_map(mapping, first_seen={"P1": "golden-20260301", "P2": "golden-20260101"})
+    m, c, _ = _assign(make_clusters([["a", "b", "c", "d"]]), older_p2, "r2", 1)
+    assert set(m.values()) == {"P2"} and c == [("merged", "P1", "P2", 2, "r2")]
+    same_age = make_map(mapping)
+    m, c, _ = _assign(make_clusters([["a", "b", "c", "d"]]), same_age, "r2", 1)
+    assert set(m.values()) == {"P1"} and c == [("merged", "P2", "P1", 2, "r2")]
+
+
+def test_split_leaves_id_with_largest_part(make_clusters, make_map, pid_of):
+    prev = make_map({k: "P1" for k in "abcde"})
+    m, c, _ = _assign(make_clusters([["a", "b"], ["c", "d", "e"]]), prev, "r2", 1)
+    new = pid_of(1, "a")
+    # 'a' was the smallest key of the whole cluster; its new id still differs from any epoch-0 id
+    assert new != pid_of(0, "a")
+    assert m == {"a": new, "b": new, "c": "P1", "d": "P1", "e": "P1"}
+    assert c == [("split", new, "P1", 2, "r2")]
+
+
+def test_split_tie_goes_to_the_part_with_the_smallest_key(make_clusters, make_map, pid_of):
+    prev = make_map({k: "P1" for k in "abcd"})
+    m, c, _ = _assign(make_clusters([["c", "d"], ["a", "b"]]), prev, "r2", 1)
+    assert m == {"a": "P1", "b": "P1", "c": pid_of(1, "c"), "d": pid_of(1, "c")}
+    assert c == [("split", pid_of(1, "c"), "P1", 2, "r2")]
+
+
+def test_split_and_merge_in_one_run_and_retired(make_clusters, make_map):
+    # P1 {a,b,c,d}: d leaves to join P2 {e,f}; P3 {g} is gone entirely
+    prev = make_map({"a": "P1", "b": "P1", "c": "P1", "d": "P1", "e": "P2", "f": "P2", "g": "P3"})
+    m, c, _ = _assign(make_clusters([["a", "b", "c"], ["d", "e", "f"]]), prev, "r2", 1)
+    assert m == {"a": "P1", "b": "P1", "c": "P1", "d": "P2", "e": "P2", "f": "P2"}
+    assert c == sorted([("split", "P2", "P1", 1, "r2"), ("retired", "P3", None, 1, "r2")])

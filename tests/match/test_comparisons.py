@@ -1,0 +1,124 @@
+"""Comparison levels on inline pairs, and Jaro-Winkler against textbook values (both implementations)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pyspark.sql import functions as F
+from pyspark.sql.types import DateType, StringType, StructField, StructType
+
+from jobs.match.comparisons import build_comparison, compute_levels, jaro_winkler_pandas, jaro_winkler_sql, level_column_name, term_frequencies
+from jobs.match.config import ComparisonConfig
+
+
+def _levels(spark, cfg: dict, rows: list[tuple], dtype=StringType()) -> list[int]:  # noqa: ANN001
+    cmp = build_comparison(ComparisonConfig(**cfg))
+    fields = [StructField("i", StringType())]
+    for c in cmp.columns:
+        fields += [StructField(f"{c}_l", dtype), StructField(f"{c}_r", dtype)]
+    df = spark.createDataFrame([(str(i), *r) for i, r in enumerate(rows)], StructType(fields))
+    out = compute_levels(df, [cmp]).orderBy(F.col("i").cast("int"))
+    return [r[level_column_name(cmp.name)] for r in out.collect()]
+
+
+@pytest.mark.parametrize("impl", [jaro_winkler_pandas, jaro_winkler_sql])
+def test_jaro_winkler_textbook_values(spark, impl) -> None:  # noqa: ANN001
+    rows = [("MARTHA", "MARHTA"), ("DWAYNE", "DUANE"), ("DIXON", "DICKSONX"), ("JELLYFISH", "SMELLYFISH"),
+            ("ABC", "ABC"), ("ABC", "XYZ"), (None, "ABC")]
+    df = spark.createDataFrame(rows, "a string, b string")
+    got = [r[0] for r in df.select(impl(F.col("a"), F.col("b"))).collect()]
+    assert [round(v, 4) if v is not None else None for v in got] == [0.9611, 0.84, 0.8133, 0.8963, 1.0, 0.0, None]
+
+
+def test_jaro_winkler_implementations_agree(spark) -> None:  # noqa: ANN001
+    words = ["jansen", "janssen", "jansens", "hansen", "johnson", "jonsen", "a", "ab", "ba", "van der berg", "vd berg"]
+    rows = [(a, b) for a in words for b in words]
+    df = spark.createDataFrame(rows, "a string, b string")
+    got = df.select(jaro_winkler_pandas(F.col("a"), F.col("b")).alias("p"), jaro_winkler_sql(F.col("a"), F.col("b")).alias("s")).collect()
+    assert all(abs(r["p"] - r["s"]) < 1e-9 for r in got)
+
+
+def test_exact(spark) -> None:  # noqa: ANN001
+    rows = [("12", "12"), ("12", "13"), (None, "12"), ("  ", "12")]
+    assert _levels(spark, {"name": "h", "function": "exact", "columns": ["house_number"]}, rows) == [2, 1, 0, 0]
+
+
+def test_jaro_winkler_levels(spark) -> None:  # noqa: ANN001
+    rows = [("martha", "martha"), ("martha", "marhta"), ("dwayne", "duane"), ("dixon", "dicksonx"), ("abc", "xyz"), (None, "a")]
+    cfg = {"name": "g", "function": "jaro_winkler", "columns": ["given_name_match"]}
+    # null 0, else 1, >=0.7 2, >=0.88 3, >=0.92 4, exact 5
+    assert _levels(spark, cfg, rows) == [5, 4, 2, 2, 1, 0]
+    cfg["arguments"] = {"thresholds": [0.8]}
+    assert _levels(spark, cfg, rows) == [3, 2, 2, 2, 1, 0]
+
+
+def test_levenshtein_levels(spark) -> None:  # noqa: ANN001
+    rows = [("2000", "2000"), ("2000", "2001"), ("2000", "2011"), ("2000", "3111"), (None, "1")]
+    cfg = {"name": "p", "function": "levenshtein", "columns": ["postcode"]}
+    # null, else, <=2, <=1, exact
+    assert _levels(spark, cfg, rows) == [4, 3, 2, 1, 0]
+
+
+def test_date_levels(spark) -> None:  # noqa: ANN001
+    d = dt.date
+    rows = [
+        (d(1980, 5, 17), d(1980, 5, 17)),  # exact 5
+        (d(1980, 5, 17), d(1980, 5, 18)),  # one typo 4
+        (d(1980, 5, 7), d(1980, 7, 5)),  # day/month swapped 3
+        (d(1980, 1, 17), d(1980, 12, 30)),  # same year 2
+        (d(1980, 1, 17), d(1975, 12, 30)),  # else 1
+        (None, d(1980, 1, 1)),  # null 0
+    ]
+    assert _levels(spark, {"name": "b", "function": "date", "columns": ["birth_date"]}, rows, DateType()) == [5, 4, 3, 2, 1, 0]
+
+
+def test_postcode_levels(spark) -> None:  # noqa: ANN001
+    rows = [("1234 AB", "1234ab"), ("1234 AB", "1234 XY"), ("1234 AB", "1235 AB"), ("1234 AB", "9876 AB"), ("", "1234")]
+    cfg = {"name": "p", "function": "postcode", "columns": ["postcode"]}
+    # null, else, one typo in the digits, same digits, exact
+    assert _levels(spark, cfg, rows) == [4, 3, 2, 1, 0]
+    cfg["arguments"] = {"prefix_length": 2}
+    rows2 = [("1234 AB", "1299 AB"), ("1234 AB", "9999 AB")]
+    assert _levels(spark, cfg, rows2) == [2, 1]
+
+
+def test_email_levels(spark) -> None:  # noqa: ANN001
+    rows = [("jan@x.nl", "JAN@x.nl"), ("jan@x.nl", "jan@y.com"), ("jan@x.nl", "jann@y.com"), ("jan@x.nl", "piet@x.nl"), (None, "a@b")]
+    cfg = {"name": "e", "function": "email", "columns": ["email"]}
+    assert _levels(spark, cfg, rows) == [3, 2, 1, 1, 0]
+    cfg["arguments"] = {"local_threshold": 0.9}
+    assert _levels(spark, cfg, rows) == [4, 3, 2, 1, 0]
+
+
+def test_phone_levels(spark) -> None:  # noqa: ANN001
+    rows = [("+31612345678", "+31612345678"), ("+31612345678", "0612345678"), ("+31612345678", "+31612345679"), (None, "1")]
+    assert _levels(spark, {"name": "t", "function": "phone", "columns": ["phone"]}, rows) == [3, 2, 1, 0]
+
+
+def test_name_swap_levels(spark) -> None:  # noqa: ANN001
+    cmp = build_comparison(ComparisonConfig(name="s", function="name_swap", columns=["given_name_match", "family_name_match"]))
+    schema = "i int, given_name_match_l string, given_name_match_r string, family_name_match_l string, family_name_match_r string"
+    rows = [
+        (0, "jan", "jansen", "jansen", "jan"),  # swapped exactly: 3
+        (1, "jan", "jansem", "jansen", "jan"),  # swapped with a typo: 2
+        (2, "jan", "jan", "jansen", "jansen"),  # straight: else 1
+        (3, "jan", None, "jansen", "jan"),  # null 0
+    ]
+    out = compute_levels(spark.createDataFrame(rows, schema), [cmp]).orderBy("i").collect()
+    assert [r[level_column_name("s")] for r in out] == [3, 2, 1, 0]
+
+
+def test_term_frequencies(spark) -> None:  # noqa: ANN001
+    cmp = build_comparison(
+        ComparisonConfig(name="f", function="exact", columns=["family_name_match"], term_frequency_adjustments=True)
+    )
+    records = spark.createDataFrame([("smit",), ("smit",), ("smit",), ("bos",), (None,), (" ",)], "family_name_match string")
+    tf = term_frequencies(records, [cmp])
+    got = {r[1]: r[2] for r in tf.collect()}
+    assert got == {"smit": 0.75, "bos": 0.25}
+
+
+def test_tf_on_comparison_without_exact_level_is_refused() -> None:
+    with pytest.raises(ValueError, match="no exact level"):
+        ComparisonConfig(name="b", function="date", columns=["birth_date"], term_frequency_adjustments=True)

@@ -1,0 +1,114 @@
+"""Match job on ~40 hand-built silver.records rows; MLflow registration and loading."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pytest
+from pyspark.sql import functions as F
+
+from jobs.common import schemas as S
+from jobs.match import job, training
+
+# (person, record fields); typos in names, dates and addresses, missing e-mails, a household of two people.
+PEOPLE = {
+    "anna": ("anna", "bakker", dt.date(1984, 3, 12), "1012 AB", "12", "damstraat", "amsterdam", "anna.bakker@mail.nl"),
+    "bram": ("bram", "de jong", dt.date(1979, 7, 1), "3511 CD", "4", "oudegracht", "utrecht", "bram@dejong.nl"),
+    "carla": ("carla", "visser", dt.date(1990, 11, 23), "2511 EF", "88", "spui", "den haag", "carla.v@post.nl"),
+    "daan": ("daan", "mulder", dt.date(1965, 1, 30), "9711 GH", "7", "herestraat", "groningen", "daan.mulder@web.nl"),
+    "eva": ("eva", "smit", dt.date(2001, 6, 5), "5611 IJ", "101", "stratumseind", "eindhoven", "eva.smit@uni.nl"),
+    "finn": ("finn", "bos", dt.date(1972, 9, 14), "6811 KL", "3", "jansbinnensingel", "arnhem", "finn.bos@mail.nl"),
+    "gijs": ("gijs", "meijer", dt.date(1988, 2, 29), "7511 MN", "15", "oude markt", "enschede", "gijs@meijer.nl"),
+    "hanna": ("hanna", "vos", dt.date(1995, 12, 2), "8011 OP", "22", "diezerstraat", "zwolle", "hanna.vos@mail.nl"),
+    "ivo": ("ivo", "peters", dt.date(1958, 4, 18), "4811 QR", "9", "ginnekenweg", "breda", "ivo.peters@kpn.nl"),
+    "jet": ("jet", "hendriks", dt.date(1983, 8, 8), "6211 ST", "31", "vrijthof", "maastricht", "jet.h@gmail.com"),
+    # household: same family name and address as anna, another person
+    "kees": ("kees", "bakker", dt.date(1950, 5, 20), "1012 AB", "12", "damstraat", "amsterdam", None),
+    "lotte": ("lotte", "dekker", dt.date(1999, 10, 10), "1071 UV", "5", "museumplein", "amsterdam", "lotte@dekker.nl"),
+}
+
+
+def _variants(p: str) -> list[dict]:
+    g, f, b, pc, hn, st, city, email = PEOPLE[p]
+    base = dict(given_name_match=g, family_name_match=f, birth_date=b, postcode=pc, house_number=hn, street=st,
+                city_match=city, email=email)
+    typo = {**base, "given_name_match": g[:-2] + g[-1] + g[-2]}  # swapped last letters
+    fam_typo = {**base, "family_name_match": f[:-1] + ("x" if f[-1] != "x" else "y"), "email": None}
+    moved = {**base, "house_number": str(int(hn) + 1), "street": st[:-1] + ("x" if st[-1] != "x" else "y")}
+    date_typo = {**base, "birth_date": b.replace(day=min(b.day + 1, 28)), "email": None}
+    return {
+        "anna": [base, typo, fam_typo, moved], "bram": [base, typo, date_typo], "carla": [base, fam_typo, moved],
+        "daan": [base, typo, date_typo, fam_typo], "eva": [base, typo], "finn": [base, moved, date_typo],
+        "gijs": [base, fam_typo], "hanna": [base, typo, moved], "ivo": [base, date_typo, typo],
+        "jet": [base, fam_typo, typo, moved], "kees": [base, typo], "lotte": [base],
+    }[p]
+
+
+def _records() -> tuple[list[dict], dict[str, str]]:
+    rows, truth = [], {}
+    i = 0
+    for p in PEOPLE:
+        for v in _variants(p):
+            i += 1
+            key = f"r{i:02d}"
+            rows.append({"record_key": key, "source": "crm" if i % 2 else "shop", "source_id": key, **v})
+            truth[key] = p
+    # a married-name record of lotte: no name or address agreement, linked by her customer number
+    i += 1
+    rows.append({"record_key": f"r{i:02d}", "source": "shop", "source_id": "x", "given_name_match": "lot",
+                 "family_name_match": "vermeulen", "birth_date": dt.date(1989, 1, 1), "postcode": "3000 AA"})
+    truth[f"r{i:02d}"] = "lotte"
+    return rows, truth
+
+
+@pytest.fixture()
+def lake_ctx(spark, make_ctx):  # noqa: ANN001, ANN201
+    rows, truth = _records()
+    ctx = make_ctx(match={"training": {"u_sample_pairs": 1000}})
+    full = [{c: r.get(c) for c in S.SILVER_RECORDS.column_names} for r in rows]
+    ctx.lake.overwrite(S.SILVER_RECORDS.address, spark.createDataFrame(full, S.SILVER_RECORDS.schema))
+    lotte = [r["record_key"] for r in rows if truth[r["record_key"]] == "lotte"]
+    ids = [(lotte[0], "customer_number", "C-77", "crm"), (lotte[1], "customer_number", "C-77", "shop")]
+    ctx.lake.overwrite(S.SILVER_IDENTIFIERS.address, spark.createDataFrame(ids, S.SILVER_IDENTIFIERS.schema))
+    return ctx, truth
+
+
+def test_run_gives_exact_clusters(lake_ctx, spark) -> None:  # noqa: ANN001
+    ctx, truth = lake_ctx
+    assert len(truth) == 35
+    summary = job.run(ctx)
+    assert summary["model_version"] == "1"  # trained first: nothing was registered
+    got = {r["record_key"]: r["cluster_id"] for r in ctx.lake.read(S.MATCH_CLUSTERS.address).collect()}
+    expected = {k: min(k2 for k2, p2 in truth.items() if p2 == p) for k, p in truth.items()}
+    assert got == expected
+    assert summary["clusters"] == len(PEOPLE)
+    assert summary["edges_identifier_customer_number"] == 1
+    pairs = ctx.lake.read(S.MATCH_PAIRS.address)
+    assert pairs.count() == summary["pairs"]
+    assert pairs.where(F.col("model_version") != "1").count() == 0
+    run = ctx.lake.read(S.OPS_RUNS.address).where("job = 'match' and status = 'succeeded'").collect()
+    assert len(run) == 1 and run[0]["metrics"]["clusters"] == str(len(PEOPLE))
+
+
+def test_train_register_and_load_by_version_and_alias(lake_ctx, make_ctx) -> None:  # noqa: ANN001
+    ctx, _ = lake_ctx
+    result = training.train(ctx)
+    assert result.version == "1"
+    client = training._client(ctx)
+    assert training.register(client, "cdp-match", result.run_id) == "2"
+    client.set_registered_model_alias("cdp-match", "champion", "1")
+    model, version = training.load_model(ctx)
+    assert version == "2" and model == result.model
+    ctx_v = make_ctx(match={"training": {"u_sample_pairs": 1000}, "model": {"version": 1}})
+    assert training.load_model(ctx_v)[1] == "1"
+    ctx_a = make_ctx(match={"training": {"u_sample_pairs": 1000}, "model": {"alias": "champion"}})
+    assert training.load_model(ctx_a) == (result.model, "1")
+    run = client.get_run(result.run_id)
+    assert run.data.metrics["prior"] == pytest.approx(result.model.prior)
+    assert "m.given_name.5_exact" in run.data.metrics
+    arts = os.path.join(ctx.mlflow_artifacts)
+    found = {f for _, _, files in os.walk(arts) for f in files}
+    assert {"model.json", "m_u_per_comparison.png", "match_weight_distribution.png"} <= found
+    text = result.model.to_json() + repr(run.data.params)
+    assert "bakker" not in text and "damstraat" not in text  # no record values

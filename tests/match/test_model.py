@@ -1,0 +1,104 @@
+"""Fellegi-Sunter: EM recovers known parameters, scoring arithmetic, TF adjustment, JSON, MLflow."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jobs.match.comparisons import build_comparison, term_frequencies
+from jobs.match.config import ComparisonConfig
+from jobs.match.model import FellegiSunterModel, build_model, em, histogram_weights, score_pairs
+
+
+def _cmp(name: str, function: str, column: str, tf: bool = False):  # noqa: ANN202
+    return build_comparison(ComparisonConfig(name=name, function=function, columns=[column], term_frequency_adjustments=tf))
+
+
+def test_em_recovers_known_parameters() -> None:
+    comps = [_cmp("a", "exact", "house_number"), _cmp("b", "levenshtein", "postcode"), _cmp("c", "jaro_winkler", "street")]
+    true_m = {"a": [0.05, 0.95], "b": [0.05, 0.05, 0.1, 0.8], "c": [0.05, 0.05, 0.05, 0.15, 0.7]}
+    true_u = {"a": [0.9, 0.1], "b": [0.85, 0.1, 0.04, 0.01], "c": [0.8, 0.1, 0.05, 0.03, 0.02]}
+    lam, n, p_null = 0.2, 400_000, 0.1
+    rng = np.random.default_rng(7)
+    is_match = rng.random(n) < lam
+    data = {}
+    for c in comps:
+        levels = np.arange(1, c.n_levels)
+        g = np.where(is_match, rng.choice(levels, n, p=true_m[c.name]), rng.choice(levels, n, p=true_u[c.name]))
+        g[rng.random(n) < p_null] = 0
+        data[c.name] = g
+    hist = pd.DataFrame(data).groupby([c.name for c in comps]).size().reset_index(name="count")
+    res = em(hist, comps, prior_init=0.05, max_iterations=200, tolerance=1e-7)
+    assert res.converged
+    assert res.prior == pytest.approx(lam, abs=0.005)
+    for c in comps:
+        assert np.allclose(res.m[c.name][1:], true_m[c.name], atol=0.01), (c.name, res.m[c.name])
+        assert np.allclose(res.u[c.name][1:], true_u[c.name], atol=0.01), (c.name, res.u[c.name])
+    assert res.m["a"][0] is None
+    lls = [t["log_likelihood"] for t in res.trace]
+    assert all(b >= a - 1e-6 for a, b in zip(lls, lls[1:]))  # EM never decreases the likelihood
+
+
+def _model(comps) -> FellegiSunterModel:  # noqa: ANN001
+    m = {"house": [None, 0.1, 0.9], "family": [None, 0.2, 0.8]}
+    u = {"house": [None, 0.95, 0.05], "family": [None, 0.99, 0.01]}
+    return build_model(comps, m, u, prior=0.01)
+
+
+def test_scoring_arithmetic_and_tf(spark) -> None:  # noqa: ANN001
+    comps = [_cmp("house", "exact", "house_number"), _cmp("family", "exact", "family_name_match", tf=True)]
+    model = _model(comps)
+    records = spark.createDataFrame(
+        [("r1", "1", "smit"), ("r2", "1", "smit"), ("r3", "2", "smit"), ("r4", "3", "bos"), ("r5", None, "bos2"), ("r6", "4", "jong")],
+        "record_key string, house_number string, family_name_match string",
+    )
+    pairs = spark.createDataFrame(
+        [("r1", "r2", "x"), ("r1", "r3", "x"), ("r4", "r5", "x"), ("r4", "r6", "x")],
+        "record_key_l string, record_key_r string, blocking_rule string",
+    )
+    tf = term_frequencies(records, comps)
+    got = {(r["record_key_l"], r["record_key_r"]): r for r in score_pairs(pairs, model, records, comps, tf).collect()}
+    pw = math.log2(0.01 / 0.99)
+    # house exact, family 'smit' exact: tf(smit) = 3/6 replaces u
+    r = got[("r1", "r2")]
+    assert r["levels"] == {"house": 2, "family": 2}
+    assert r["weights"]["house"] == pytest.approx(math.log2(0.9 / 0.05))
+    assert r["weights"]["family"] == pytest.approx(math.log2(0.8 / 0.5))
+    # house differs
+    assert got[("r1", "r3")]["weights"]["house"] == pytest.approx(math.log2(0.1 / 0.95))
+    # null house: weight 0; family differs
+    r = got[("r4", "r5")]
+    assert r["levels"] == {"house": 0, "family": 1}
+    assert r["weights"] == {"house": 0.0, "family": pytest.approx(math.log2(0.2 / 0.99))}
+    for r in got.values():
+        assert r["match_weight"] == pytest.approx(pw + sum(r["weights"].values()))
+        w = r["match_weight"]
+        assert r["match_probability"] == pytest.approx(2**w / (1 + 2**w))
+        assert r["blocking_rule"] == "x"
+
+
+def test_model_json_round_trip_and_histogram_weights() -> None:
+    comps = [_cmp("house", "exact", "house_number"), _cmp("family", "exact", "family_name_match", tf=True)]
+    model = _model(comps)
+    back = FellegiSunterModel.from_json(model.to_json())
+    assert back == model
+    assert back.comparison("family").tf_level == 2
+    hist = pd.DataFrame({"house": [2, 0], "family": [2, 1], "count": [3, 4]})
+    w = histogram_weights(hist, model)
+    assert w[0] == pytest.approx(math.log2(0.01 / 0.99) + math.log2(0.9 / 0.05) + math.log2(0.8 / 0.01))
+    assert w[1] == pytest.approx(math.log2(0.01 / 0.99) + math.log2(0.2 / 0.99))
+
+
+def test_labels_seed_m_and_fix_m_keeps_it() -> None:
+    from jobs.match.model import m_from_labels
+
+    comps = [_cmp("a", "exact", "house_number")]
+    labelled = pd.DataFrame({"a": [2, 1, 0], "count": [9, 1, 5]})  # null level ignored
+    m = m_from_labels(labelled, comps)
+    assert m["a"][0] is None and m["a"][1:] == pytest.approx([0.1, 0.9])
+    hist = pd.DataFrame({"a": [2, 1], "count": [30, 70]})
+    res = em(hist, comps, m_init=m, fix_m=True, max_iterations=50)
+    assert res.m["a"][1:] == pytest.approx([0.1, 0.9])
