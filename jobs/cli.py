@@ -99,6 +99,7 @@ def run_pipeline(ctx: Any, incremental: bool = False, stages: Sequence[str] = ST
     from jobs.common.runlog import new_run_id
 
     ctx.parent_run_id = new_run_id("run")
+    ctx.state.clear()
     results: dict[str, Any] = {}
     t0 = time.monotonic()
     for stage in stages:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,8 @@ class Context:
     lake: Lake
     run_date: date
     parent_run_id: str | None = None
+    # What one stage hands the next within one `cdp run` (e.g. the record keys standardize changed).
+    state: dict = field(default_factory=dict)
 
     @property
     def cfg(self) -> "CdpConfig":

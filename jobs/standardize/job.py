@@ -1,0 +1,231 @@
+"""Standardize job: bronze -> silver.records, silver.identifiers, silver.events, silver.dq_metrics.
+
+Reads each source's bronze table, keeps the latest row per record key, renames the mapped source
+fields to the canonical names and hands them to the pure transforms in ``transforms``.
+Incremental runs standardise only rows whose (record key, row hash) silver has not seen and merge
+them in; full runs rebuild silver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import MapType, StringType
+
+from jobs.common import schemas as S
+from jobs.common.keys import record_key_col
+from jobs.common.runlog import record_run
+from jobs.ingest.config import SourceConfig
+from jobs.ingest.job import bronze_address, bronze_column
+
+from .transforms import compute_dq_metrics, extract_identifiers, standardize_events, standardize_records
+
+if TYPE_CHECKING:
+    from jobs.common.context import Context
+
+log = logging.getLogger(__name__)
+
+LINEAGE_IN = (S.RECORD_KEY, S.SOURCE, S.BATCH_ID, S.ROW_HASH, S.INGESTED_AT)
+
+
+def latest_rows(bronze: DataFrame) -> DataFrame:
+    """The latest landed row per record key (total order ends in the unique batch and line)."""
+    w = Window.partitionBy(S.RECORD_KEY).orderBy(
+        F.col(S.INGESTED_AT).desc(), F.col(S.BATCH_ID).desc(), F.col(S.LINE).desc()
+    )
+    return bronze.withColumn("__cdp_rn", F.row_number().over(w)).where("__cdp_rn = 1").drop("__cdp_rn")
+
+
+def _extensions(src: SourceConfig) -> Any:
+    if not src.extensions:
+        return F.create_map().cast(MapType(StringType(), StringType()))
+    pairs = [
+        F.struct(F.lit(name).alias("key"), F.col(f"`{bronze_column(field)}`").alias("value"))
+        for name, field in sorted(src.extensions.items())
+    ]
+    return F.map_from_entries(F.filter(F.array(*pairs), lambda e: e["value"].isNotNull()))
+
+
+def canonical_person_rows(bronze: DataFrame, src: SourceConfig) -> DataFrame:
+    """Source fields renamed to canonical names, plus lineage, trust rank and extensions."""
+    cols = [F.col(f"`{bronze_column(field)}`").alias(canonical) for canonical, field in src.mapping.items()]
+    return bronze.select(
+        *cols,
+        *[F.col(c) for c in LINEAGE_IN],
+        F.lit(src.trust_rank).alias("trust_rank"),
+        _extensions(src).alias("extensions"),
+    )
+
+
+def canonical_event_rows(bronze: DataFrame, src: SourceConfig) -> DataFrame:
+    cols = [F.col(f"`{bronze_column(field)}`").alias(canonical) for canonical, field in src.mapping.items()]
+    df = bronze.select(*cols, *[F.col(c) for c in LINEAGE_IN])
+    raw_type = F.col("event_type") if "event_type" in src.mapping else F.lit(None).cast("string")
+    mapped = raw_type
+    if src.event_types:
+        mapping = F.create_map(*[x for k, v in sorted(src.event_types.items()) for x in (F.lit(k), F.lit(v))])
+        mapped = F.coalesce(mapping[F.lower(F.trim(raw_type))], raw_type)
+    return df.withColumn("event_type", F.coalesce(mapped, F.lit(src.event_type)))
+
+
+def derived_person_rows(bronze: DataFrame, src: SourceConfig) -> DataFrame:
+    """Events whose identifier (a cookie) becomes an anonymous person record of ``records_source``."""
+    assert src.records_from is not None
+    ident = bronze_column(src.mapping[src.records_from])
+    at = bronze_column(src.mapping["event_at"]) if "event_at" in src.mapping else S.INGESTED_AT
+    source_name = src.records_source or src.name
+    device = bronze_column(src.mapping["device_id"]) if "device_id" in src.mapping and src.records_from != "device_id" else None
+    w = Window.partitionBy(F.col(ident)).orderBy(F.col(at).desc(), F.col(S.RECORD_KEY).desc())
+    latest = bronze.where(F.col(ident).isNotNull()).withColumn("__cdp_rn", F.row_number().over(w))
+    agg = latest.groupBy(F.col(ident).alias("__cdp_id")).agg(
+        F.min(at).alias("created_at"),
+        F.max(at).alias("updated_at"),
+        F.max(S.INGESTED_AT).alias(S.INGESTED_AT),
+        F.max_by(F.col(S.BATCH_ID), F.col(S.INGESTED_AT)).alias(S.BATCH_ID),
+        *([F.max_by(F.col(device), F.col(at)).alias("device_id")] if device else []),
+    )
+    out = agg.select(
+        F.col("__cdp_id").alias(src.records_from),
+        F.col("__cdp_id").alias("source_id"),
+        *([F.col("device_id")] if device and src.records_from != "device_id" else []),
+        F.col("created_at"),
+        F.col("updated_at"),
+        record_key_col(source_name, F.col("__cdp_id")).alias(S.RECORD_KEY),
+        F.lit(source_name).alias(S.SOURCE),
+        F.col(S.BATCH_ID),
+        F.substring(F.sha2(F.concat_ws("\x1f", F.col("__cdp_id"), F.col("updated_at").cast("string")), 256), 1, 32).alias(S.ROW_HASH),
+        F.col(S.INGESTED_AT),
+        F.lit(src.trust_rank).alias("trust_rank"),
+        F.create_map().cast(MapType(StringType(), StringType())).alias("extensions"),
+    )
+    return out
+
+
+def person_inputs(ctx: "Context") -> list[tuple[SourceConfig, DataFrame]]:
+    out = []
+    for src in ctx.cfg.sources:
+        address = bronze_address(src.name)
+        if not ctx.lake.exists(address):
+            log.warning("source %s has no bronze table yet; skipped", src.name)
+            continue
+        bronze = ctx.lake.read(address)
+        if src.kind == "persons":
+            out.append((src, canonical_person_rows(latest_rows(bronze), src)))
+        elif src.records_from:
+            out.append((src, derived_person_rows(bronze, src)))
+    return out
+
+
+def event_inputs(ctx: "Context") -> list[tuple[SourceConfig, DataFrame]]:
+    out = []
+    for src in ctx.cfg.sources:
+        address = bronze_address(src.name)
+        if src.kind != "events" or not ctx.lake.exists(address):
+            continue
+        out.append((src, canonical_event_rows(latest_rows(ctx.lake.read(address)), src)))
+    return out
+
+
+def _standardized(pairs: list[tuple[SourceConfig, DataFrame]], ctx: "Context", fn: Any) -> DataFrame | None:
+    frames = [fn(df, ctx.cfg.standardize, src.default_country) for src, df in pairs]
+    if not frames:
+        return None
+    result = frames[0]
+    for f in frames[1:]:
+        result = result.unionByName(f)
+    return result
+
+
+def _only_changed(new: DataFrame, ctx: "Context", address: str, key: str) -> DataFrame:
+    """Rows whose (key, row hash) the silver table does not hold yet."""
+    if not ctx.lake.exists(address):
+        return new
+    seen = ctx.lake.read(address).select(F.col(key).alias(S.RECORD_KEY), F.col("row_hash").alias(S.ROW_HASH))
+    return new.join(seen, [S.RECORD_KEY, S.ROW_HASH], "left_anti")
+
+
+# The cleansing plan is one wide projection of many small expressions; Spark's whole-stage code
+# generation spends far longer compiling it than running it (measured on 988 records: 30 s build +
+# 73 s first run with codegen, 19 s + 23 s interpreted), so this stage runs interpreted.
+INTERPRETED = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+
+
+@contextmanager
+def _session_conf(spark: Any, settings: dict[str, str]) -> Iterator[None]:
+    old: dict[str, str | None] = {}
+    for k, v in settings.items():
+        try:
+            old[k] = spark.conf.get(k, None)
+            spark.conf.set(k, v)
+        except Exception:  # noqa: BLE001 - a platform may pin it; run as configured
+            log.debug("could not set %s", k)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            try:
+                if v is None:
+                    spark.conf.unset(k)
+                else:
+                    spark.conf.set(k, v)
+            except Exception:  # noqa: BLE001
+                log.debug("could not restore %s", k)
+
+
+def run(ctx: "Context", incremental: bool = False) -> dict[str, Any]:
+    with _session_conf(ctx.spark, INTERPRETED):
+        return _run(ctx, incremental)
+
+
+def _run(ctx: "Context", incremental: bool = False) -> dict[str, Any]:
+    lake = ctx.lake
+    with record_run(lake, "standardize", ctx.config_hash, ctx.parent_run_id) as r:
+        persons = person_inputs(ctx)
+        if incremental:
+            persons = [(src, _only_changed(df, ctx, S.SILVER_RECORDS.address, "record_key")) for src, df in persons]
+        records = _standardized(persons, ctx, standardize_records)
+        summary: dict[str, Any] = {}
+        if records is not None:
+            records = records.localCheckpoint()
+            n = records.count()
+            r.rows_in += n
+            r.stage("records standardised", n)
+            identifiers = extract_identifiers(records)
+            ctx.state["changed_record_keys"] = records.select("record_key")
+            if incremental:
+                changed = records.select("record_key")
+                lake.merge(S.SILVER_RECORDS.address, records, ["record_key"])
+                lake.delete_keys(S.SILVER_IDENTIFIERS.address, "record_key", changed)
+                lake.append(S.SILVER_IDENTIFIERS.address, identifiers)
+            else:
+                lake.overwrite(S.SILVER_RECORDS.address, records)
+                lake.overwrite(S.SILVER_IDENTIFIERS.address, identifiers)
+            dq = compute_dq_metrics(records, r.run_id)
+            lake.merge(S.SILVER_DQ_METRICS.address, dq, ["source", "batch_id", "column"])
+            r.rows_out += n
+            summary["records"] = n
+            summary["identifiers"] = lake.read(S.SILVER_IDENTIFIERS.address).count()
+        events_in = event_inputs(ctx)
+        if incremental:
+            events_in = [(src, _only_changed(df, ctx, S.SILVER_EVENTS.address, "event_key")) for src, df in events_in]
+        events = _standardized(events_in, ctx, standardize_events)
+        if events is not None:
+            events = events.localCheckpoint()
+            m = events.count()
+            if incremental:
+                lake.merge(S.SILVER_EVENTS.address, events, ["event_key"])
+            else:
+                lake.overwrite(S.SILVER_EVENTS.address, events)
+            r.rows_in += m
+            r.rows_out += m
+            r.stage("events standardised", m)
+            summary["events"] = m
+        for key, value in summary.items():
+            r.metric(key, value)
+    return summary
