@@ -27,7 +27,7 @@ test: $(STAMP) services
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
-	$(BIN)/python -m bench.run_all
+	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
 
 docs: $(STAMP)
 	$(BIN)/python -m jobs.docs

@@ -53,3 +53,48 @@ def make_ctx(spark, tmp_path: Path):  # noqa: ANN001, ANN201
         return build_context(LoadedConfig(model, {}, str(tmp_path), data), spark=spark)
 
     return factory
+
+
+PIPELINE_PERSONS = 250
+PIPELINE_SEED = 11
+PIPELINE_RUN_DATE = "2026-11-25"
+
+
+def pipeline_config(data: Path, lake: Path, extra: list[str] | None = None):  # noqa: ANN201
+    """conf/local.yaml pointed at a data and a lake folder, with a fixed run date."""
+    from jobs.common.config import load_config
+
+    repo = Path(__file__).resolve().parent.parent
+    overrides = [f"data.root={data}", f"lake.root={lake}", f"run.date={PIPELINE_RUN_DATE}", *(extra or [])]
+    return load_config(str(repo / "conf" / "local.yaml"), overrides)
+
+
+@pytest.fixture(scope="session")
+def pipeline(spark, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, ANN201
+    """The whole pipeline, once, on generated data: what the demo does, for every end-to-end test.
+
+    Tests that change the lake work on a copy (:func:`copy_pipeline`).
+    """
+    from types import SimpleNamespace
+
+    from jobs.cli import run_pipeline
+    from jobs.common.context import build_context
+    from jobs.ingest.generate import generate_sample_data
+
+    base = tmp_path_factory.mktemp("pipeline")
+    data, lake = base / "data", base / "lake"
+    generate_sample_data(PIPELINE_PERSONS, PIPELINE_SEED, str(data))
+    ctx = build_context(pipeline_config(data, lake), spark=spark)
+    results = run_pipeline(ctx)
+    return SimpleNamespace(base=base, data=data, lake=lake, ctx=ctx, results=results)
+
+
+def copy_pipeline(pipeline, target: Path, spark):  # noqa: ANN001, ANN201
+    """A private copy of the pipeline's data and lake, with a context on it."""
+    import shutil
+
+    from jobs.common.context import build_context
+
+    shutil.copytree(pipeline.data, target / "data")
+    shutil.copytree(pipeline.lake, target / "lake")
+    return build_context(pipeline_config(target / "data", target / "lake"), spark=spark)

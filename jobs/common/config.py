@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 
@@ -62,6 +62,14 @@ class MlflowConfig(Strict):
 
 class RunConfig(Strict):
     date: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="run date (default: today, UTC)")
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _date_text(cls, v: Any) -> Any:
+        # YAML (and --set run.date=2026-11-25) reads an unquoted date as a date object.
+        import datetime as _dt
+
+        return v.isoformat() if isinstance(v, _dt.date) else v
     demo_persons: int = Field(2000, ge=10)
     demo_seed: int = 42
 

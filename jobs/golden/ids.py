@@ -90,6 +90,15 @@ def new_person_id(epoch: int, smallest_record_key: Column) -> Column:
     return opaque_id(PERSON_ID_PREFIX, "person", F.lit(str(int(epoch))), smallest_record_key)
 
 
+def anchored_person_id(anchor_record_key: Column) -> Column:
+    """The canonical new id of a cluster: derived from its anchor record (its oldest record).
+
+    It depends only on the cluster's records, not on the order runs saw them, so an incremental
+    run and a full run over the same data give a cluster that never merged or split the same id.
+    """
+    return opaque_id(PERSON_ID_PREFIX, "person", anchor_record_key)
+
+
 def claim_previous_ids(
     overlaps: DataFrame, group: str, previous_id: str, age: str | None = None
 ) -> tuple[DataFrame, DataFrame]:
@@ -126,6 +135,8 @@ def assign_person_ids(
     run_id: str,
     run_at: datetime,
     epoch: int = 0,
+    anchors: DataFrame | None = None,
+    known_ids: DataFrame | None = None,
 ) -> tuple[DataFrame, DataFrame]:
     """(MATCH_CLUSTERS-like (record_key, cluster_id), previous GOLDEN_IDENTITY_MAP or None)
     -> (GOLDEN_IDENTITY_MAP, GOLDEN_ID_CHANGES) of this run. See the module docstring for rules.
@@ -158,10 +169,36 @@ def assign_person_ids(
     ages = prev.groupBy(_PREV).agg(F.min(_PREV_FIRST).alias(_SINCE), F.count(F.lit(1)).alias(_PREV_RECORDS))
     ranked, claims = claim_previous_ids(overlaps.join(ages, _PREV), "cluster_id", _PREV, _SINCE)
 
-    assigned = sizes.join(claims, "cluster_id", "left").withColumn(
-        "person_id",
-        F.coalesce(F.col(KEPT), new_person_id(epoch, F.col(_CLUSTER_KEY))),
-    )
+    if anchors is None:
+        assigned = sizes.join(claims, "cluster_id", "left").withColumn(
+            "person_id",
+            F.coalesce(F.col(KEPT), new_person_id(epoch, F.col(_CLUSTER_KEY))),
+        )
+    else:
+        # New ids from the cluster's anchor (its oldest record: anchor_at asc nulls last, then key);
+        # an anchored id ever issued before (a split part, a re-ingested key) is salted with the epoch.
+        require_columns(["record_key", "anchor_at"], anchors.columns, "assign_person_ids(anchors)")
+        first = Window.partitionBy("cluster_id").orderBy(F.col("anchor_at").asc_nulls_last(), F.col("record_key").asc())
+        anchor = (
+            current.join(anchors.select("record_key", "anchor_at"), "record_key", "left")
+            .withColumn(f"{TMP}rn", F.row_number().over(first))
+            .where(F.col(f"{TMP}rn") == 1)
+            .select("cluster_id", F.col("record_key").alias(f"{TMP}anchor"))
+        )
+        candidate = sizes.join(claims, "cluster_id", "left").join(anchor, "cluster_id").withColumn(
+            f"{TMP}anchored", anchored_person_id(F.col(f"{TMP}anchor"))
+        )
+        used = prev.select(F.col(_PREV).alias(f"{TMP}anchored"))
+        if known_ids is not None:
+            used = used.unionByName(known_ids.select(F.col("person_id").alias(f"{TMP}anchored")))
+        used = used.distinct().withColumn(f"{TMP}used", F.lit(True))
+        assigned = candidate.join(used, f"{TMP}anchored", "left").withColumn(
+            "person_id",
+            F.coalesce(
+                F.col(KEPT),
+                F.when(F.col(f"{TMP}used").isNull(), F.col(f"{TMP}anchored")).otherwise(new_person_id(epoch, F.col(f"{TMP}anchor"))),
+            ),
+        ).drop(f"{TMP}anchored", f"{TMP}used", f"{TMP}anchor")
 
     identity_map = joined.join(assigned.select("cluster_id", "person_id"), "cluster_id").select(
         F.col("record_key"),

@@ -111,7 +111,11 @@ def run(
         previous = lake.read(S.GOLDEN_IDENTITY_MAP.address) if has_previous else None
         epoch = identity_epoch(ctx)
 
-        identity_map, changes = assign_person_ids(clusters, previous, r.run_id, run_at, epoch)
+        anchors = records.select(
+            "record_key", F.coalesce("source_created_at", "source_updated_at").alias("anchor_at")
+        )
+        known = lake.read(S.GOLDEN_ID_CHANGES.address).select("person_id") if lake.exists(S.GOLDEN_ID_CHANGES.address) else None
+        identity_map, changes = assign_person_ids(clusters, previous, r.run_id, run_at, epoch, anchors, known)
         identity_map = identity_map.localCheckpoint()
         changes = changes.localCheckpoint()
         n_records = identity_map.count()

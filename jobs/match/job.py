@@ -105,6 +105,8 @@ def run(ctx: "Context", incremental: bool = False, new_keys: DataFrame | None = 
         comps = cfg.comparison_defs()
         model.check_comparisons(comps)
         if incremental and new_keys is None:
+            new_keys = ctx.state.get("changed_record_keys")
+        if incremental and new_keys is None:
             new_keys = _new_keys(ctx, records)
         merge = incremental and new_keys is not None and lake.exists(S.MATCH_PAIRS.address)
         candidates = generate_candidate_pairs(records, cfg, new_keys if merge else None, carry=needed_columns(comps))
@@ -119,6 +121,9 @@ def run(ctx: "Context", incremental: bool = False, new_keys: DataFrame | None = 
         n_pairs = scored.count()
         r.stage("pairs scored", n_pairs)
         if merge:
+            # A changed record's old pairs may no longer block together: drop them, then add the new scores.
+            lake.delete_keys(S.MATCH_PAIRS.address, "record_key_l", new_keys.withColumnRenamed("record_key", "record_key_l"))
+            lake.delete_keys(S.MATCH_PAIRS.address, "record_key_r", new_keys.withColumnRenamed("record_key", "record_key_r"))
             lake.merge(S.MATCH_PAIRS.address, scored, list(S.MATCH_PAIRS.key))
             all_pairs = lake.read(S.MATCH_PAIRS.address)
         else:

@@ -1,0 +1,369 @@
+"""Run Splink 5 on one benchmark input, timing each phase; meant to run in its own process.
+
+    python -m bench.splink_runner --backend spark|duckdb --model febrl4|febrl3|generated \
+        --input <splink_input.parquet> --out <dir> [--threshold 0.5] [--seed 42]
+
+The parent (bench/run_all.py) runs this as a child so that wall time and peak memory cover the
+whole process tree (Python, the JVM, DuckDB threads). The child writes into ``--out``:
+``predictions.parquet`` (unique_id_l, unique_id_r, match_probability, match_weight; every pair at
+or above the threshold), ``clusters.parquet`` (unique_id, cluster_id at the threshold),
+``timings.json`` (seconds per phase) and ``model.json`` (the trained Splink model).
+
+The models are Splink's own FEBRL examples (docs/demos/examples/duckdb/febrl3 and febrl4 in the
+Splink repository): name comparisons with Jaro-Winkler levels and term-frequency adjustments,
+date of birth, social security id, street number and postcode; the same blocking rules,
+deterministic rules for the prior, ``estimate_u_using_random_sampling`` and two EM sessions (date
+of birth, postcode). Generated data gets the analogous model for the canonical customer fields.
+
+Spark: a local session with the settings our jobs use (conf/local.yaml: master, shuffle
+partitions, driver memory; UI off). Splink's Jaro-Winkler and Damerau-Levenshtein are Scala UDFs
+from scala-udf-similarity; the jar ships inside the splink wheel
+(``splink.backends.spark.similarity_jar_location()``) and is put on ``spark.jars`` from that local
+path, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class PhaseTimer:
+    """Wall seconds per named phase, in the order they ran."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+            print(f"[splink] {name}: {self.seconds[name]:.2f}s", flush=True)
+
+
+# --- models -----------------------------------------------------------------------------------
+
+
+def _date_format(backend: str, compact: bool) -> str:
+    """Date pattern in the backend's own syntax: DuckDB strptime vs Spark's Java DateTimeFormatter.
+
+    Splink passes ``datetime_format`` straight into the SQL (``try_strptime`` / ``try_to_timestamp``),
+    so the same model needs '%Y%m%d' on DuckDB and 'yyyyMMdd' on Spark.
+    """
+    if backend == "spark":
+        return "yyyyMMdd" if compact else "yyyy-MM-dd"
+    return "%Y%m%d" if compact else "%Y-%m-%d"
+
+
+def febrl4_model(backend: str) -> dict[str, Any]:
+    """Splink's FEBRL4 'detailed model' (link_only), as in its febrl4 example."""
+    import splink.comparison_library as cl
+    from splink import block_on
+
+    return {
+        "link_type": "link_only",
+        "blocking_rules": [
+            block_on("given_name", "surname"),
+            "l.given_name = r.surname and l.surname = r.given_name",
+            block_on("date_of_birth"),
+            block_on("soc_sec_id"),
+            block_on("state", "address_1"),
+            block_on("street_number", "address_1"),
+            block_on("postcode"),
+        ],
+        "comparisons": [
+            cl.NameComparison("given_name").configure(term_frequency_adjustments=True),
+            cl.NameComparison("surname").configure(term_frequency_adjustments=True),
+            cl.DateOfBirthComparison(
+                "date_of_birth", input_is_string=True, datetime_format=_date_format(backend, compact=True),
+                invalid_dates_as_null=True,
+            ),
+            cl.DamerauLevenshteinAtThresholds("soc_sec_id", [1, 2]),
+            cl.ExactMatch("street_number").configure(term_frequency_adjustments=True),
+            cl.DamerauLevenshteinAtThresholds("postcode", [1, 2]).configure(term_frequency_adjustments=True),
+        ],
+        "deterministic_rules": [block_on("soc_sec_id"), block_on("given_name", "surname", "date_of_birth")],
+        "recall": 0.8,
+        "u_max_pairs": 1e6,
+        "em_rules": [block_on("date_of_birth"), block_on("postcode")],
+        "em_without_tf": True,
+        "em_max_pairs": None,
+    }
+
+
+def febrl3_model(backend: str) -> dict[str, Any]:
+    """Splink's FEBRL3 model (dedupe_only), as in its febrl3 example."""
+    import splink.comparison_library as cl
+    from splink import block_on
+
+    return {
+        "link_type": "dedupe_only",
+        "blocking_rules": [
+            block_on("soc_sec_id"),
+            block_on("given_name"),
+            block_on("surname"),
+            block_on("date_of_birth"),
+            block_on("postcode"),
+        ],
+        "comparisons": [
+            cl.NameComparison("given_name"),
+            cl.NameComparison("surname"),
+            cl.DateOfBirthComparison(
+                "date_of_birth", input_is_string=True, datetime_format=_date_format(backend, compact=True)
+            ),
+            cl.DamerauLevenshteinAtThresholds("soc_sec_id", [2]),
+            cl.ExactMatch("street_number").configure(term_frequency_adjustments=True),
+            cl.ExactMatch("postcode").configure(term_frequency_adjustments=True),
+        ],
+        "deterministic_rules": [
+            block_on("soc_sec_id"),
+            block_on("given_name", "surname", "date_of_birth"),
+            "l.given_name = r.surname and l.surname = r.given_name and l.date_of_birth = r.date_of_birth",
+        ],
+        "recall": 0.9,
+        "u_max_pairs": 1e6,
+        "em_rules": [block_on("date_of_birth"), block_on("postcode")],
+        "em_without_tf": False,
+        "em_max_pairs": None,
+    }
+
+
+def generated_model(backend: str) -> dict[str, Any]:
+    """The same recipe for the canonical customer fields of generated data (dedupe over all sources)."""
+    import splink.comparison_library as cl
+    from splink import block_on
+
+    return {
+        "link_type": "dedupe_only",
+        "blocking_rules": [
+            block_on("email"),
+            block_on("phone"),
+            block_on("customer_number"),
+            block_on("loyalty_card"),
+            block_on("given_name", "family_name"),
+            block_on("family_name", "birth_date"),
+            block_on("given_name", "birth_date"),
+            block_on("postcode", "house_number"),
+        ],
+        "comparisons": [
+            cl.NameComparison("given_name").configure(term_frequency_adjustments=True),
+            cl.NameComparison("family_name").configure(term_frequency_adjustments=True),
+            cl.DateOfBirthComparison(
+                "birth_date", input_is_string=True, datetime_format=_date_format(backend, compact=False),
+                invalid_dates_as_null=True,
+            ),
+            cl.EmailComparison("email"),
+            cl.DamerauLevenshteinAtThresholds("phone", [1]),
+            cl.JaroWinklerAtThresholds("street", [0.9]),
+            cl.ExactMatch("house_number"),
+            cl.ExactMatch("postcode").configure(term_frequency_adjustments=True),
+            cl.ExactMatch("city").configure(term_frequency_adjustments=True),
+            cl.ExactMatch("customer_number"),
+            cl.ExactMatch("loyalty_card"),
+        ],
+        "deterministic_rules": [block_on("email"), block_on("given_name", "family_name", "birth_date")],
+        "recall": 0.7,
+        "u_max_pairs": 1e7,
+        "em_rules": [block_on("birth_date"), block_on("postcode", "house_number")],
+        "em_without_tf": True,
+        "em_max_pairs": 5e6,
+    }
+
+
+MODELS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "febrl4": febrl4_model,
+    "febrl3": febrl3_model,
+    "generated": generated_model,
+}
+
+
+# --- backends ---------------------------------------------------------------------------------
+
+
+def _our_spark_settings() -> dict[str, Any]:
+    """master, shuffle partitions and driver memory from conf/local.yaml (what our jobs use)."""
+    settings: dict[str, Any] = {"master": "local[2]", "shuffle_partitions": 8, "driver_memory": "6g"}
+    path = os.path.join(REPO, "conf", "local.yaml")
+    try:
+        import yaml
+
+        with open(path, encoding="utf-8") as fh:
+            spark = (yaml.safe_load(fh) or {}).get("spark") or {}
+        for key in settings:
+            if spark.get(key) is not None:
+                settings[key] = spark[key]
+    except OSError:
+        pass
+    return settings
+
+
+def spark_session(work_dir: str) -> Any:
+    """A local session like ours, plus Splink's similarity jar from the installed wheel."""
+    from splink.backends.spark import similarity_jar_location
+
+    jar = similarity_jar_location()
+    if not os.path.exists(jar):
+        raise FileNotFoundError(f"Splink's similarity jar is not in the wheel at {jar}")
+    s = _our_spark_settings()
+    extra = {"spark.jars": jar, "spark.local.dir": os.path.join(work_dir, "spark-tmp")}
+    checkpoint = os.path.join(work_dir, "checkpoints")
+    warehouse = os.path.join(work_dir, "warehouse")
+    try:
+        from jobs.common.spark import build_local_session
+    except ImportError:
+        build_local_session = None  # type: ignore[assignment]
+    if build_local_session is not None:
+        return build_local_session(
+            app_name="bench-splink",
+            master=s["master"],
+            shuffle_partitions=int(s["shuffle_partitions"]),
+            checkpoint_dir=checkpoint,
+            warehouse_dir=warehouse,
+            driver_memory=s["driver_memory"],
+            extra_conf=extra,
+        )
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = (
+        SparkSession.builder.master(s["master"]).appName("bench-splink")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", str(s["shuffle_partitions"]))
+        .config("spark.driver.memory", s["driver_memory"])
+        .config("spark.sql.warehouse.dir", warehouse)
+        .config("spark.sql.session.timeZone", "UTC")
+    )
+    for k, v in extra.items():
+        builder = builder.config(k, v)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    spark.sparkContext.setCheckpointDir(checkpoint)
+    return spark
+
+
+def _frames_for(model: dict[str, Any], df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """link_only needs one table per source; dedupe_only takes the single table."""
+    if model["link_type"] == "link_only":
+        return [(str(src), part.drop(columns=["source"])) for src, part in df.groupby("source", sort=True)]
+    return [("records", df.drop(columns=["source"]))]
+
+
+def run(backend: str, model_name: str, input_path: str, out_dir: str, threshold: float, seed: int) -> dict[str, Any]:
+    """Train, predict and cluster with Splink; write outputs; return the timings."""
+    from splink import Linker, SettingsCreator
+
+    os.makedirs(out_dir, exist_ok=True)
+    timer = PhaseTimer()
+    model = MODELS[model_name](backend)
+    t_start = time.perf_counter()
+
+    with timer.phase("session"):
+        if backend == "spark":
+            from splink import SparkAPI
+
+            spark = spark_session(out_dir)
+            db_api = SparkAPI(spark_session=spark)
+        else:
+            import duckdb
+            from splink import DuckDBAPI
+
+            con = duckdb.connect()
+            con.execute(f"SET temp_directory='{os.path.join(out_dir, 'duckdb-tmp')}'")
+            db_api = DuckDBAPI(connection=con)
+
+    with timer.phase("load"):
+        df = pd.read_parquet(input_path)
+        tables = [db_api.register(frame, dataset_display_name=name) for name, frame in _frames_for(model, df)]
+        settings = SettingsCreator(
+            unique_id_column_name="unique_id",
+            link_type=model["link_type"],
+            blocking_rules_to_generate_predictions=model["blocking_rules"],
+            comparisons=model["comparisons"],
+            retain_matching_columns=False,
+            retain_intermediate_calculation_columns=False,
+        )
+        linker = Linker(tables if len(tables) > 1 else tables[0], settings, log_level=logging.WARNING)
+
+    with timer.phase("train"):
+        linker.training.estimate_probability_two_random_records_match(
+            model["deterministic_rules"], recall=model["recall"]
+        )
+        linker.training.estimate_u_using_random_sampling(max_pairs=model["u_max_pairs"], seed=seed)
+        for rule in model["em_rules"]:
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                rule, estimate_without_term_frequencies=model["em_without_tf"], max_pairs=model["em_max_pairs"]
+            )
+
+    with timer.phase("predict"):
+        predictions = linker.inference.predict(threshold_match_probability=threshold)
+
+    with timer.phase("cluster"):
+        clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+            predictions, threshold_match_probability=threshold
+        )
+
+    with timer.phase("export"):
+        pred_cols = ["unique_id_l", "unique_id_r", "match_probability", "match_weight"]
+        pred_path = os.path.join(out_dir, "predictions.parquet")
+        clus_path = os.path.join(out_dir, "clusters.parquet")
+        if backend == "spark":
+            predictions.as_spark_dataframe().select(*pred_cols).toPandas().to_parquet(pred_path, index=False)
+            clusters.as_spark_dataframe().select("unique_id", "cluster_id").toPandas().to_parquet(clus_path, index=False)
+        else:
+            predictions.as_duckdbpyrelation().select(", ".join(pred_cols)).df().to_parquet(pred_path, index=False)
+            clusters.as_duckdbpyrelation().select("unique_id, cluster_id").df().to_parquet(clus_path, index=False)
+        linker.misc.save_model_to_json(os.path.join(out_dir, "model.json"), overwrite=True)
+
+    seconds = dict(timer.seconds)
+    seconds["total_in_process"] = time.perf_counter() - t_start
+    seconds["train_plus_predict"] = seconds["train"] + seconds["predict"]
+    import splink
+
+    result = {
+        "backend": backend,
+        "model": model_name,
+        "threshold": threshold,
+        "records": int(len(df)),
+        "splink_version": splink.__version__,
+        "seconds": seconds,
+    }
+    with open(os.path.join(out_dir, "timings.json"), "w", encoding="utf-8") as fh:
+        json.dump(result, fh, indent=2)
+    if backend == "spark":
+        spark.stop()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="run Splink 5 on one benchmark input (one process per run)")
+    parser.add_argument("--backend", choices=["spark", "duckdb"], required=True)
+    parser.add_argument("--model", choices=sorted(MODELS), required=True)
+    parser.add_argument("--input", required=True, help="parquet written by bench.inputs")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("py4j", "pyspark"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    result = run(args.backend, args.model, args.input, args.out, args.threshold, args.seed)
+    print(json.dumps(result["seconds"]), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

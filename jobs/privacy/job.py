@@ -1,0 +1,776 @@
+"""GDPR erasure, right of access and retention across every layer, with an audit trail.
+
+Erasure (``cdp privacy erase``), for one subject or a file of them, processed as one batch:
+
+1. Resolve: subject -> person ids (golden.identity_map via silver.identifiers) -> every record key
+   of those persons, plus records that carry the identifier but are not resolved yet; their event
+   rows (silver.events tied to their identifiers, cookies or record keys).
+2. Delete by key, never by value (delta-rs writes a delete predicate into the log): every table of
+   every layer is visited and rows are removed through its key columns (``_record_key``,
+   ``record_key``, ``record_key_l/r``, ``event_key``, ``person_id``, ``quarantine_id``).
+   Quarantined rows are found by record key and by the subject's values in their raw text.
+3. Rewrite landing files (the exact lines and Parquet rows that landed the deleted rows, plus any
+   line still holding the subject's values) and register the rewritten file as landed, so ingest
+   does not land its other rows twice; rewrite export files the same way.
+4. Suppression: salted hashes of the subject's identifiers and record keys go to
+   privacy.suppression; ingest quarantines rows that would bring the person back ("suppressed").
+5. Re-resolve: clusters are recomputed from the remaining edges (so records that were only joined
+   through the subject fall apart correctly), then golden profiles, households and segments.
+6. Purge history of every touched table: vacuum with retention 0, checkpoint, expire old log
+   entries (the Delta log of a deleted row's file could otherwise keep it). Tables are created
+   without column statistics (jobs/common/delta.py), so no PII sits in min/max stats either.
+7. Verify: scan every file under the lake root (tables, logs, checkpoints, exports, MLflow store),
+   the landing folders and extra paths for the subject's values (jobs/privacy/scan.py), and write
+   privacy.audit: hashed subject reference, times, tables and versions touched, rows removed,
+   files rewritten, scan outcome. No PII in the audit, the run log or the logs.
+
+An identifier value that also belongs to a record of another, non-erased person (a shared family
+e-mail address) stays with that person; it is counted, not scanned for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from jobs.common import schemas as S
+from jobs.common.errors import ConfigError, DataError, PrivacyError
+from jobs.common.keys import salted_hash
+from jobs.common.runlog import record_run
+from jobs.golden.lookup import parse_subject
+
+from .scan import ScanResult, _groups, scan_for_values
+
+if TYPE_CHECKING:
+    from jobs.common.context import Context
+
+log = logging.getLogger(__name__)
+
+# Key columns by which rows are deleted, in the order they are tried.
+KEY_COLUMNS = (S.RECORD_KEY, "record_key", "record_key_l", "record_key_r", "event_key", "person_id", "quarantine_id")
+# Tables erasure never deletes from: the audit trail and suppression list hold hashes only.
+KEEP_TABLES = {S.PRIVACY_AUDIT.address, S.PRIVACY_SUPPRESSION.address, S.PRIVACY_REQUESTS.address, S.OPS_RUNS.address, S.OPS_BATCHES.address}
+ID_COLUMNS = ("email", "phone", "customer_number", "loyalty_card", "cookie_id", "device_id")
+
+
+@dataclass
+class Subject:
+    """What erasure found for a batch of requests (values stay in memory, never logged)."""
+
+    record_keys: set[str] = field(default_factory=set)
+    person_ids: set[str] = field(default_factory=set)
+    event_keys: set[str] = field(default_factory=set)
+    event_record_keys: set[str] = field(default_factory=set)
+    identifiers: set[tuple[str, str]] = field(default_factory=set)
+    needles: list[tuple[str, ...]] = field(default_factory=list)
+    shared_values: int = 0
+
+
+def subject_hash(salt: str, kind: str, value: str) -> str:
+    return salted_hash(salt, "subject", f"{kind}:{value}")
+
+
+# --- resolving ---------------------------------------------------------------------------------
+
+
+def _read(ctx: "Context", address: str) -> DataFrame | None:
+    return ctx.lake.read(address) if ctx.lake.exists(address) else None
+
+
+def _keys_df(ctx: "Context", keys: Iterable[str], column: str = "record_key") -> DataFrame:
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    rows = [(k,) for k in sorted(set(keys))]
+    return ctx.spark.createDataFrame(rows, StructType([StructField(column, StringType())]))
+
+
+# Identifier links that households share (a family e-mail address, a landline): resolution does
+# not follow them, so erasing one person never takes a household member's records along.
+SHAREABLE_LINKS = ("identifier:email", "identifier:phone")
+
+
+def _expand(ctx: "Context", start: set[str]) -> set[str]:
+    """Records linked to ``start`` by match edges, inside their clusters, not over shareable links."""
+    clusters = _read(ctx, S.MATCH_CLUSTERS.address)
+    edges = _read(ctx, S.MATCH_EDGES.address)
+    if clusters is None or edges is None or not start:
+        return set(start)
+    ids = clusters.join(_keys_df(ctx, start), "record_key", "left_semi").select("cluster_id").distinct()
+    members = clusters.join(ids, "cluster_id", "left_semi").select("record_key")
+    local = (
+        edges.where(~F.col("edge_type").isin(*SHAREABLE_LINKS))
+        .join(members.withColumnRenamed("record_key", "record_key_l"), "record_key_l", "left_semi")
+        .select("record_key_l", "record_key_r")
+        .collect()
+    )
+    adjacency: dict[str, set[str]] = {}
+    for e in local:
+        adjacency.setdefault(e.record_key_l, set()).add(e.record_key_r)
+        adjacency.setdefault(e.record_key_r, set()).add(e.record_key_l)
+    seen = set(start)
+    todo = list(start)
+    while todo:
+        for nxt in adjacency.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def resolve_subjects(ctx: "Context", subjects: Sequence[tuple[str, str]]) -> Subject:
+    """Every record, person and event of the subjects (see the module docstring, step 1).
+
+    A subject named by an identifier owns the records carrying it, and the records linked to those
+    by accepted match edges other than shareable identifiers (see :data:`SHAREABLE_LINKS`); a subject
+    named by person id owns every record of that person. Identifier values that other records also
+    carry stay with them (``shared_values``) and are neither deleted through events nor suppressed.
+    """
+    found = Subject()
+    identifiers = _read(ctx, S.SILVER_IDENTIFIERS.address)
+    identity = _read(ctx, S.GOLDEN_IDENTITY_MAP.address)
+    direct: set[str] = set()
+    for kind, value in subjects:
+        if kind == S.ID_PERSON:
+            if identity is not None:
+                rows = identity.where(F.col("person_id") == F.lit(value)).select("record_key").collect()
+                found.record_keys.update(r.record_key for r in rows)
+            found.person_ids.add(value)
+            continue
+        if identifiers is not None:
+            rows = identifiers.where((F.col("id_type") == F.lit(kind)) & (F.col("id_value") == F.lit(value))).select("record_key").collect()
+            direct.update(r.record_key for r in rows)
+    found.record_keys |= _expand(ctx, direct)
+    if not found.record_keys and not found.person_ids:
+        return found
+    keys = _keys_df(ctx, found.record_keys)
+    if identity is not None:
+        found.person_ids.update(r.person_id for r in identity.join(keys, "record_key").select("person_id").distinct().collect())
+    if identifiers is not None:
+        own = identifiers.join(keys, "record_key", "left_semi").select("id_type", "id_value").distinct()
+        shared = (
+            identifiers.join(keys, "record_key", "left_anti")
+            .join(own, ["id_type", "id_value"], "left_semi")
+            .select("id_type", "id_value")
+            .distinct()
+            .collect()
+        )
+        shared_set = {(r.id_type, r.id_value) for r in shared}
+        found.shared_values = len(shared_set)
+        found.identifiers = {(r.id_type, r.id_value) for r in own.collect()} - shared_set
+    events = _read(ctx, S.SILVER_EVENTS.address)
+    if events is not None and found.identifiers:
+        ids = ctx.spark.createDataFrame(sorted(found.identifiers), "id_type string, id_value string")
+        cookies = [v for t, v in found.identifiers if t == S.ID_COOKIE]
+        tied = events.join(ids, ["id_type", "id_value"], "left_semi")
+        if cookies:
+            tied = tied.unionByName(events.where(F.col("cookie_id").isin(cookies)))
+        for r in tied.select("event_key", "record_key").distinct().collect():
+            found.event_keys.add(r.event_key)
+            if r.record_key:
+                found.event_record_keys.add(r.record_key)
+    return found
+
+
+def _bronze_addresses(ctx: "Context") -> list[str]:
+    return [t for t in ctx.lake.tables() if t.startswith("bronze.") and t != S.BRONZE_QUARANTINE.address]
+
+
+def collect_needles(ctx: "Context", found: Subject) -> None:
+    """The values the scan must not find: identifiers, names, raw values as received, hashes."""
+    single: set[str] = set()
+    pairs: set[tuple[str, str]] = set()
+    for kind, value in found.identifiers:
+        single.add(value)
+    records = _read(ctx, S.SILVER_RECORDS.address)
+    keys = _keys_df(ctx, found.record_keys)
+    if records is not None and found.record_keys:
+        for r in records.join(keys, "record_key").select("given_name", "family_name", "full_name", *ID_COLUMNS).collect():
+            for c in ID_COLUMNS:
+                if r[c]:
+                    single.add(r[c])
+            if r.full_name and len(r.full_name.split()) >= 2:
+                single.add(r.full_name)
+            if r.given_name and r.family_name:
+                pairs.add((r.given_name, r.family_name))
+    # Values as received: identifier fields of every bronze row of the subject.
+    for src in ctx.cfg.sources:
+        address = f"bronze.{src.name}"
+        if not ctx.lake.exists(address):
+            continue
+        wanted = {k: v for k, v in src.mapping.items() if k in ID_COLUMNS or k in ("given_name", "family_name", "full_name")}
+        if not wanted:
+            continue
+        from jobs.ingest.job import bronze_column
+
+        bronze = ctx.lake.read(address)
+        subject_keys = found.record_keys | found.event_record_keys
+        if not subject_keys:
+            continue
+        cols = {k: bronze_column(v) for k, v in wanted.items() if bronze_column(v) in bronze.columns}
+        rows = bronze.join(_keys_df(ctx, subject_keys, S.RECORD_KEY), S.RECORD_KEY, "left_semi").select(*set(cols.values())).collect()
+        for r in rows:
+            for k, c in cols.items():
+                v = r[c]
+                if not v:
+                    continue
+                if k in ID_COLUMNS or k == "full_name":
+                    single.add(v)
+            g, fam = cols.get("given_name"), cols.get("family_name")
+            if g and fam and r[g] and r[fam]:
+                pairs.add((r[g], r[fam]))
+    # Values other, non-erased records also hold stay theirs (shared family e-mail).
+    identifiers = _read(ctx, S.SILVER_IDENTIFIERS.address)
+    if identifiers is not None and single:
+        values = ctx.spark.createDataFrame([(v,) for v in sorted(single)], "id_value string")
+        others = (
+            identifiers.join(values, "id_value")
+            .join(_keys_df(ctx, found.record_keys), "record_key", "left_anti")
+            .select("id_value")
+            .distinct()
+            .collect()
+        )
+        single -= {r.id_value for r in others}
+    if records is not None and pairs:
+        names = ctx.spark.createDataFrame(sorted(pairs), "g string, f string")
+        others = (
+            records.join(_keys_df(ctx, found.record_keys), "record_key", "left_anti")
+            .join(names, (F.lower("given_name") == F.lower("g")) & (F.lower("family_name") == F.lower("f")))
+            .select("g", "f")
+            .distinct()
+            .collect()
+        )
+        namesakes = {(r.g, r.f) for r in others}
+        found.shared_values += len(namesakes)
+        pairs -= namesakes
+    hashed = set()
+    for v in single:
+        low = v.strip().lower()
+        hashed.add(hashlib.sha256(low.encode()).hexdigest())
+        if low.startswith("+"):
+            hashed.add(hashlib.sha256(low[1:].encode()).hexdigest())
+    found.needles = _groups([(v,) for v in single | hashed] + [p for p in pairs])
+
+
+# --- deleting ----------------------------------------------------------------------------------
+
+
+def _quarantine_ids(ctx: "Context", found: Subject) -> set[str]:
+    q = _read(ctx, S.BRONZE_QUARANTINE.address)
+    if q is None:
+        return set()
+    keys = found.record_keys | found.event_record_keys
+    ids: set[str] = set()
+    if keys:
+        ids.update(r.quarantine_id for r in q.join(_keys_df(ctx, keys, S.RECORD_KEY), S.RECORD_KEY, "left_semi").select("quarantine_id").collect())
+    table = q.select("quarantine_id", "raw").toArrow()
+    if table.num_rows and found.needles:
+        from .scan import row_mask
+
+        mask = row_mask(table.select(["raw"]), found.needles)
+        qids = table.column("quarantine_id").to_pylist()
+        ids.update(qids[i] for i in np.nonzero(mask)[0])
+    return ids
+
+
+def _landing_path(ctx: "Context", named: str) -> str:
+    """Absolute path of a file named in bronze lineage (relative to data.root, or absolute)."""
+    return named if os.path.isabs(named) else os.path.join(ctx.data_root, named)
+
+
+def landing_lines(ctx: "Context", found: Subject, quarantine_ids: set[str]) -> dict[str, set[int]]:
+    """file -> lines (rows for Parquet) that landed the subject's rows."""
+    out: dict[str, set[int]] = {}
+    raw = landing_lines_named(ctx, found, quarantine_ids)
+    for named, lines in raw.items():
+        out.setdefault(_landing_path(ctx, named), set()).update(lines)
+    return out
+
+
+def landing_lines_named(ctx: "Context", found: Subject, quarantine_ids: set[str]) -> dict[str, set[int]]:
+    out: dict[str, set[int]] = {}
+    keys = found.record_keys | found.event_record_keys
+    if keys:
+        kdf = _keys_df(ctx, keys, S.RECORD_KEY)
+        for address in _bronze_addresses(ctx):
+            for r in ctx.lake.read(address).join(kdf, S.RECORD_KEY, "left_semi").select(S.FILE, S.LINE).collect():
+                if r[S.FILE] and r[S.LINE]:
+                    out.setdefault(r[S.FILE], set()).add(int(r[S.LINE]))
+    if quarantine_ids:
+        q = ctx.lake.read(S.BRONZE_QUARANTINE.address)
+        for r in q.join(_keys_df(ctx, quarantine_ids, "quarantine_id"), "quarantine_id", "left_semi").select(S.FILE, S.LINE).collect():
+            if r[S.FILE] and r[S.LINE]:
+                out.setdefault(r[S.FILE], set()).add(int(r[S.LINE]))
+    return out
+
+
+def delete_everywhere(ctx: "Context", found: Subject, quarantine_ids: set[str]) -> dict[str, int]:
+    """Delete the subject's rows from every table by key; table -> rows removed."""
+    removed: dict[str, int] = {}
+    by_column = {
+        S.RECORD_KEY: found.record_keys | found.event_record_keys,
+        "record_key": found.record_keys,
+        "record_key_l": found.record_keys,
+        "record_key_r": found.record_keys,
+        "event_key": found.event_keys,
+        "person_id": found.person_ids,
+        "quarantine_id": quarantine_ids,
+    }
+    frames = {c: _keys_df(ctx, v, c) for c, v in by_column.items() if v}
+    for address in ctx.lake.tables():
+        if address in KEEP_TABLES:
+            continue
+        columns = set(ctx.lake.schema(address).fieldNames())
+        total = 0
+        for column in KEY_COLUMNS:
+            if column not in columns or column not in frames:
+                continue
+            if address == S.BRONZE_QUARANTINE.address and column == S.RECORD_KEY:
+                continue  # quarantine rows go by quarantine_id (found by key and by raw text)
+            if address == S.SILVER_EVENTS.address and column == "record_key":
+                continue  # events go by event_key
+            total += ctx.lake.delete_keys(address, column, frames[column])
+        if total:
+            removed[address] = total
+    return removed
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+def _rewrite_text(path: str, drop_lines: set[int], needles: list[tuple[str, ...]], keep_first: bool) -> int:
+    with open(path, "rb") as fh:
+        data = fh.read()
+    lines = data.split(b"\n")
+    kept: list[bytes] = []
+    dropped = 0
+    from .scan import _word_bytes
+
+    patterns = [
+        [[_word_bytes(f) for f in {x.encode("utf-8"), x.encode("latin-1", errors="ignore")} - {b""}] for x in g]
+        for g in needles
+    ]
+    for number, line in enumerate(lines, start=1):
+        low = line.lower()
+        hit = number in drop_lines or any(all(any(p.search(low) for p in ps) for ps in g) for g in patterns)
+        if hit and not (keep_first and number == 1) and line.strip():
+            dropped += 1
+            continue
+        kept.append(line)
+    if dropped:
+        tmp = f"{path}.cdp-tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(b"\n".join(kept))
+        os.replace(tmp, path)
+    return dropped
+
+
+def _rewrite_parquet(path: str, drop_rows: set[int], needles: list[tuple[str, ...]]) -> int:
+    import pyarrow.parquet as pq
+
+    from .scan import row_mask
+
+    table = pq.read_table(path)
+    mask = row_mask(table, needles) if needles else np.zeros(table.num_rows, dtype=bool)
+    for r in drop_rows:
+        if 1 <= r <= table.num_rows:
+            mask[r - 1] = True
+    dropped = int(mask.sum())
+    if dropped:
+        import pyarrow as pa
+
+        tmp = f"{path}.cdp-tmp"
+        pq.write_table(table.filter(pa.array(~mask)), tmp)
+        os.replace(tmp, path)
+    return dropped
+
+
+def rewrite_files(paths: Iterable[str], lines: dict[str, set[int]], needles: list[tuple[str, ...]], csv_header: bool = True) -> dict[str, int]:
+    """Drop the subject's lines/rows from files; path -> lines dropped (only changed files)."""
+    changed: dict[str, int] = {}
+    for path in sorted(set(paths)):
+        if not os.path.isfile(path) or path.endswith(".cdp-tmp"):
+            continue
+        drop = lines.get(path, set())
+        if path.endswith(".parquet"):
+            n = _rewrite_parquet(path, drop, needles)
+        else:
+            n = _rewrite_text(path, drop, needles, keep_first=csv_header and path.endswith(".csv"))
+        if n:
+            changed[path] = n
+    return changed
+
+
+def _files_under(root: str) -> list[str]:
+    out = []
+    if os.path.isfile(root):
+        return [root]
+    for folder, _dirs, files in os.walk(root):
+        out.extend(os.path.join(folder, f) for f in files)
+    return out
+
+
+def register_rewritten(ctx: "Context", changed: Iterable[str], run_id: str) -> None:
+    """A rewritten landing file is registered as landed, so ingest does not land it again."""
+    from jobs.ingest.job import batch_id_for, discover_files, lineage_path
+
+    owners: dict[str, str] = {}
+    for src in ctx.cfg.sources:
+        if src.format == "jdbc" or not src.location:
+            continue
+        try:
+            files = discover_files(src, ctx.data_root)
+        except DataError:
+            continue
+        for p in files:
+            owners[os.path.abspath(p)] = src.name
+    rows = []
+    now = datetime.now(timezone.utc)
+    for path in changed:
+        source = owners.get(os.path.abspath(path))
+        if source is None:
+            continue
+        with open(path, "rb") as fh:
+            data = fh.read()
+        checksum = hashlib.sha256(data).hexdigest()
+        named = lineage_path(path, ctx.data_root)
+        rows.append(
+            {
+                "batch_id": batch_id_for(source, named, len(data), checksum),
+                "source": source,
+                "path": named,
+                "size": len(data),
+                "checksum": checksum,
+                "rows_read": 0,
+                "rows_landed": 0,
+                "rows_quarantined": 0,
+                "watermark": None,
+                "status": "landed",
+                "run_id": run_id,
+                "landed_at": now,
+            }
+        )
+    if rows:
+        ctx.lake.upsert_rows(S.OPS_BATCHES.address, rows, S.OPS_BATCHES.schema, ["batch_id"])
+
+
+# --- re-resolving --------------------------------------------------------------------------------
+
+
+def reresolve(ctx: "Context") -> dict[str, Any]:
+    """Recompute clusters from the remaining edges, then golden profiles, households and segments."""
+    from jobs.match.connected_components import connected_components
+    from jobs.match.guard import apply_guard
+
+    out: dict[str, Any] = {}
+    if not (ctx.lake.exists(S.MATCH_EDGES.address) and ctx.lake.exists(S.SILVER_RECORDS.address)):
+        return out
+    m = ctx.cfg.match
+    edges = ctx.lake.read(S.MATCH_EDGES.address)
+    nodes = ctx.lake.read(S.SILVER_RECORDS.address).select("record_key")
+    clusters = connected_components(edges, nodes, m.clustering, ctx.spark)
+    guarded, _report = apply_guard(clusters, edges, m.guard, m.threshold_probability)
+    run_id = f"privacy-{uuid.uuid4().hex[:8]}"
+    guarded = guarded.withColumn("run_id", F.lit(run_id))
+    ctx.lake.overwrite(S.MATCH_CLUSTERS.address, guarded.select(*S.MATCH_CLUSTERS.column_names).localCheckpoint())
+    if ctx.lake.exists(S.GOLDEN_PROFILES.address) or ctx.lake.exists(S.GOLDEN_IDENTITY_MAP.address):
+        from jobs.golden import job as golden
+
+        out["golden"] = golden.run(ctx)
+    if ctx.lake.exists(S.SEGMENT_MEMBERSHIP.address):
+        from jobs.segments import job as segments
+
+        out["segments"] = segments.run(ctx)
+    return out
+
+
+# --- the commands --------------------------------------------------------------------------------
+
+
+def _scan_roots(ctx: "Context") -> list[str]:
+    roots = [ctx.lake_root, ctx.data_root, _access_dir(ctx)]
+    roots += [os.path.abspath(p) for p in ctx.cfg.privacy.scan_extra_paths]
+    uri = ctx.cfg.mlflow.tracking_uri
+    if uri and uri.startswith("sqlite:///"):
+        roots.append(os.path.dirname(uri[len("sqlite:///") :]))
+    elif uri and uri.startswith("file:"):
+        roots.append(uri[len("file:") :].lstrip("/") and "/" + uri[len("file:") :].lstrip("/"))
+    return roots
+
+
+def _access_dir(ctx: "Context") -> str:
+    d = ctx.cfg.privacy.export_dir
+    return d if os.path.isabs(d) else os.path.join(ctx.lake_root, d)
+
+
+def _export_root(ctx: "Context") -> str:
+    d = ctx.cfg.segments.export_dir
+    return d if os.path.isabs(d) else os.path.join(ctx.lake_root, d)
+
+
+def erase(ctx: "Context", subjects: Sequence[str], reason: str = "erasure") -> dict[str, Any]:
+    """Erase subjects (``TYPE:VALUE`` each) from every layer and prove it; see the module docstring."""
+    parsed = [parse_subject(s) for s in subjects]
+    if not parsed:
+        raise ConfigError("privacy erase: got no subject; expected --subject TYPE:VALUE or --file FILE")
+    salt = ctx.cfg.privacy.salt
+    requested = datetime.now(timezone.utc)
+    requests = [
+        {"request_id": f"req-{uuid.uuid4().hex[:12]}", "kind": reason, "subject_hash": subject_hash(salt, k, v), "state": "received", "received_at": requested, "completed_at": None, "run_id": None}
+        for k, v in parsed
+    ]
+    with record_run(ctx.lake, "privacy_erase", ctx.config_hash, ctx.parent_run_id) as run:
+        for r in requests:
+            r["run_id"] = run.run_id
+        ctx.lake.upsert_rows(S.PRIVACY_REQUESTS.address, requests, S.PRIVACY_REQUESTS.schema, ["request_id"])
+        found = resolve_subjects(ctx, parsed)
+        run.stage(f"resolved {len(parsed)} subject(s): {len(found.person_ids)} persons, {len(found.record_keys)} records, {len(found.event_keys)} events")
+        result = erase_found(ctx, found, run.run_id, suppress=True, request_ids=[r["request_id"] for r in requests])
+        run.rows_in = len(found.record_keys) + len(found.event_keys)
+        run.rows_out = result["rows_removed"]
+        for k in ("rows_removed", "files_rewritten", "scan_files", "scan_hits", "persons", "records", "events", "shared_values_kept"):
+            run.metric(k, result[k])
+        done = datetime.now(timezone.utc)
+        audit = []
+        for r in requests:
+            r.update(state="done" if result["outcome"] == "verified" else "failed", completed_at=done)
+            audit.append(
+                {
+                    "request_id": r["request_id"],
+                    "kind": reason,
+                    "subject_hash": r["subject_hash"],
+                    "requested_at": requested,
+                    "completed_at": done,
+                    "tables": result["tables"],
+                    "versions": result["versions"],
+                    "rows_removed": result["rows_removed"],
+                    "files_rewritten": result["files_rewritten"],
+                    "scan_files": result["scan_files"],
+                    "scan_hits": result["scan_hits"],
+                    "outcome": result["outcome"],
+                    "run_id": run.run_id,
+                }
+            )
+        ctx.lake.upsert_rows(S.PRIVACY_REQUESTS.address, requests, S.PRIVACY_REQUESTS.schema, ["request_id"])
+        ctx.lake.append_rows(S.PRIVACY_AUDIT.address, audit, S.PRIVACY_AUDIT.schema)
+        if result["outcome"] != "verified":
+            raise PrivacyError(
+                f"erasure of {len(parsed)} subject(s) could not be verified: the scan found {result['scan_hits']} "
+                f"value(s) in {len(result['hit_files'])} file(s), first: {result['hit_files'][:3]}"
+            )
+    result["requests"] = [r["request_id"] for r in requests]
+    result.pop("hit_files", None)
+    return result
+
+
+def erase_found(
+    ctx: "Context", found: Subject, run_id: str, suppress: bool, request_ids: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Steps 2 to 7 of the module docstring for what :func:`resolve_subjects` found."""
+    collect_needles(ctx, found)
+    quarantine_ids = _quarantine_ids(ctx, found)
+    lines = landing_lines(ctx, found, quarantine_ids)
+    removed = delete_everywhere(ctx, found, quarantine_ids)
+    # Landing files: the exact lines, plus any line that still holds the subject's values.
+    landing = set(lines)
+    from jobs.ingest.job import discover_files
+
+    for src in ctx.cfg.sources:
+        if src.format != "jdbc" and src.location:
+            try:
+                landing.update(os.path.abspath(p) for p in discover_files(src, ctx.data_root))
+            except DataError:
+                continue
+    # Every other file under the data root too (files not yet ingested, side files).
+    if os.path.isdir(ctx.data_root):
+        landing.update(os.path.abspath(p) for p in _files_under(ctx.data_root))
+    landing = {p for p in landing if os.path.abspath(p).startswith(ctx.data_root + os.sep)}
+    changed = rewrite_files(landing, lines, found.needles) if ctx.cfg.privacy.landing_rewrite else {}
+    register_rewritten(ctx, changed, run_id)
+    changed.update(rewrite_files(_files_under(_export_root(ctx)) if os.path.isdir(_export_root(ctx)) else [], {}, found.needles))
+    # Earlier access-request documents of the subject.
+    access = _access_dir(ctx)
+    if os.path.isdir(access):
+        changed.update(rewrite_files(_files_under(access), {}, found.needles))
+    if suppress:
+        add_suppression(ctx, found, request_ids[0] if request_ids else run_id)
+    if found.record_keys or found.person_ids:
+        reresolve(ctx)
+    touched = set(removed) | {S.MATCH_CLUSTERS.address, S.GOLDEN_IDENTITY_MAP.address, S.GOLDEN_PROFILES.address, S.GOLDEN_HOUSEHOLDS.address, S.GOLDEN_ID_CHANGES.address, S.SEGMENT_MEMBERSHIP.address, S.SEGMENT_EXPORTS.address}
+    versions: dict[str, int] = {}
+    for address in sorted(touched):
+        if ctx.lake.exists(address):
+            ctx.lake.purge_history(address)
+            versions[address] = ctx.lake.version(address)
+    # Spark checkpoints are transient copies of table data.
+    shutil.rmtree(os.path.join(ctx.lake_root, "_checkpoints"), ignore_errors=True)
+    scan: ScanResult = scan_for_values(_scan_roots(ctx), found.needles)
+    return {
+        "persons": len(found.person_ids),
+        "records": len(found.record_keys),
+        "events": len(found.event_keys),
+        "tables": removed,
+        "versions": versions,
+        "rows_removed": sum(removed.values()),
+        "files_rewritten": len(changed),
+        "scan_files": scan.files,
+        "scan_hits": scan.hits,
+        "hit_files": scan.hit_files,
+        "shared_values_kept": found.shared_values,
+        "outcome": "verified" if scan.clean else "failed",
+    }
+
+
+def add_suppression(ctx: "Context", found: Subject, request_id: str) -> int:
+    salt = ctx.cfg.privacy.salt
+    now = datetime.now(timezone.utc)
+    rows = {(k, salted_hash(salt, k, v)) for k, v in found.identifiers}
+    rows |= {("record_key", salted_hash(salt, "record_key", k)) for k in found.record_keys}
+    out = [{"id_type": k, "id_hash": h, "request_id": request_id, "added_at": now} for k, h in sorted(rows)]
+    if out:
+        ctx.lake.upsert_rows(S.PRIVACY_SUPPRESSION.address, out, S.PRIVACY_SUPPRESSION.schema, ["id_type", "id_hash"])
+    return len(out)
+
+
+# --- right of access ----------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "asDict"):
+        return _jsonable(value.asDict(recursive=True))
+    if isinstance(value, (datetime,)):
+        return value.isoformat()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "is_finite"):  # Decimal
+        return str(value)
+    return value
+
+
+def export_subject(ctx: "Context", subject: str | Sequence[str], out: str | None = None) -> dict[str, Any]:
+    """Right of access / portability: one JSON document with everything held, per layer and source."""
+    if isinstance(subject, (list, tuple)):
+        if len(subject) != 1:
+            raise ConfigError(f"privacy export: got {len(subject)} subjects; expected exactly one --subject")
+        subject = subject[0]
+    kind, value = parse_subject(subject)
+    found = resolve_subjects(ctx, [(kind, value)])
+    if not found.record_keys and not found.person_ids:
+        raise DataError(f"privacy export: no records found for {kind} {value!r}")
+    salt = ctx.cfg.privacy.salt
+    keys = _keys_df(ctx, found.record_keys)
+    doc: dict[str, Any] = {
+        "subject": {"type": kind, "reference": subject_hash(salt, kind, value)},
+        "generated_at": datetime.now(timezone.utc).isoformat(),
+        "person_ids": sorted(found.person_ids),
+        "layers": {},
+    }
+    layers: dict[str, Any] = doc["layers"]
+    bronze: dict[str, Any] = {}
+    for address in _bronze_addresses(ctx):
+        rows = ctx.lake.read(address).join(_keys_df(ctx, found.record_keys | found.event_record_keys, S.RECORD_KEY), S.RECORD_KEY, "left_semi").collect()
+        if rows:
+            bronze[address.split(".", 1)[1]] = [_jsonable(r.asDict(recursive=True)) for r in rows]
+    layers["bronze"] = bronze
+    silver: dict[str, Any] = {}
+    for address, column, frame in (
+        (S.SILVER_RECORDS.address, "record_key", keys),
+        (S.SILVER_IDENTIFIERS.address, "record_key", keys),
+        (S.SILVER_EVENTS.address, "event_key", _keys_df(ctx, found.event_keys, "event_key")),
+    ):
+        if ctx.lake.exists(address):
+            rows = ctx.lake.read(address).join(frame, column, "left_semi").collect()
+            silver[address.split(".", 1)[1]] = [_jsonable(r.asDict(recursive=True)) for r in rows]
+    layers["silver"] = silver
+    pid = _keys_df(ctx, found.person_ids, "person_id")
+    golden: dict[str, Any] = {}
+    for address in (S.GOLDEN_PROFILES.address, S.GOLDEN_HOUSEHOLDS.address, S.GOLDEN_IDENTITY_MAP.address):
+        if ctx.lake.exists(address):
+            rows = ctx.lake.read(address).join(pid, "person_id", "left_semi").collect()
+            golden[address.split(".", 1)[1]] = [_jsonable(r.asDict(recursive=True)) for r in rows]
+    layers["golden"] = golden
+    if ctx.lake.exists(S.SEGMENT_MEMBERSHIP.address):
+        rows = ctx.lake.read(S.SEGMENT_MEMBERSHIP.address).join(pid, "person_id", "left_semi").collect()
+        layers["segments"] = {"membership": [_jsonable(r.asDict(recursive=True)) for r in rows]}
+    if ctx.lake.exists(S.MATCH_CLUSTERS.address):
+        rows = ctx.lake.read(S.MATCH_CLUSTERS.address).join(keys, "record_key", "left_semi").collect()
+        layers["match"] = {"clusters": [_jsonable(r.asDict(recursive=True)) for r in rows]}
+    request_id = f"req-{uuid.uuid4().hex[:12]}"
+    if out is None:
+        os.makedirs(_access_dir(ctx), exist_ok=True)
+        out = os.path.join(_access_dir(ctx), f"access-{request_id}.json")
+    with open(out, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    now = datetime.now(timezone.utc)
+    ref = doc["subject"]["reference"]
+    ctx.lake.upsert_rows(
+        S.PRIVACY_REQUESTS.address,
+        [{"request_id": request_id, "kind": "access", "subject_hash": ref, "state": "done", "received_at": now, "completed_at": now, "run_id": None}],
+        S.PRIVACY_REQUESTS.schema,
+        ["request_id"],
+    )
+    ctx.lake.append_rows(
+        S.PRIVACY_AUDIT.address,
+        [{"request_id": request_id, "kind": "access", "subject_hash": ref, "requested_at": now, "completed_at": now, "tables": {}, "versions": {}, "rows_removed": 0, "files_rewritten": 0, "scan_files": 0, "scan_hits": 0, "outcome": "exported", "run_id": None}],
+        S.PRIVACY_AUDIT.schema,
+    )
+    counts = {layer: {t: len(v) for t, v in tables.items()} for layer, tables in layers.items()}
+    return {"out": os.path.abspath(out), "persons": len(found.person_ids), "records": len(found.record_keys), "counts": counts}
+
+
+# --- retention ---------------------------------------------------------------------------------
+
+
+def retention(ctx: "Context") -> dict[str, Any]:
+    """Delete records older than their source's retention_days, through the erasure path."""
+    records = _read(ctx, S.SILVER_RECORDS.address)
+    if records is None:
+        return {"records": 0}
+    cutoff_by_source = {
+        s.records_source or s.name: datetime.combine(ctx.run_date, datetime.min.time(), timezone.utc) - timedelta(days=s.retention_days)
+        for s in ctx.cfg.sources
+        if s.retention_days
+    }
+    if not cutoff_by_source:
+        return {"records": 0}
+    seen = F.coalesce("source_updated_at", "source_created_at", "ingested_at")
+    cond = None
+    for source, cutoff in cutoff_by_source.items():
+        c = (F.col("source") == F.lit(source)) & (seen < F.lit(cutoff.replace(tzinfo=None)))
+        cond = c if cond is None else cond | c
+    expired = {r.record_key for r in records.where(cond).select("record_key").collect()}
+    with record_run(ctx.lake, "privacy_retention", ctx.config_hash, ctx.parent_run_id) as run:
+        if not expired:
+            run.metric("records", 0)
+            return {"records": 0, "outcome": "nothing expired"}
+        found = Subject(record_keys=expired)
+        identifiers = _read(ctx, S.SILVER_IDENTIFIERS.address)
+        if identifiers is not None:
+            for r in identifiers.join(_keys_df(ctx, expired), "record_key").select("id_type", "id_value").distinct().collect():
+                found.identifiers.add((r.id_type, r.id_value))
+        result = erase_found(ctx, found, run.run_id, suppress=False)
+        run.rows_out = result["rows_removed"]
+        run.metric("records", len(expired))
+        now = datetime.now(timezone.utc)
+        ctx.lake.append_rows(
+            S.PRIVACY_AUDIT.address,
+            [{"request_id": f"ret-{run.run_id}", "kind": "retention", "subject_hash": None, "requested_at": now, "completed_at": now, "tables": result["tables"], "versions": result["versions"], "rows_removed": result["rows_removed"], "files_rewritten": result["files_rewritten"], "scan_files": result["scan_files"], "scan_hits": result["scan_hits"], "outcome": result["outcome"], "run_id": run.run_id}],
+            S.PRIVACY_AUDIT.schema,
+        )
+    result.pop("hit_files", None)
+    return result
