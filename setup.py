@@ -1,14 +1,15 @@
 from setuptools import find_packages, setup
 
-# Versions that install together without Maven: pyspark 4.2.0 is the newest delta-spark 4.4.1 accepts.
+# Versions that install together without Maven. PySpark and delta-spark are the `spark` extra, not
+# requirements: on a cluster (a Databricks python_wheel_task, spark-submit) they come from the
+# runtime, and installing the wheel must not put another PySpark over it. `make install` adds them.
 INSTALL_REQUIRES = [
-    "pyspark==4.2.0",
-    "delta-spark==4.4.1",
     "deltalake==1.6.6",
     "graphframes-py==0.12.3",
     "mlflow==3.17.2",
-    "pyyaml>=6.0,<7",
-    "pydantic>=2.7,<3",
+    "pyyaml==6.0.4",
+    "pydantic==2.14.4",  # the config loader validates field by field (pydantic-core validate_assignment)
+    "networkx>=3.2,<4",  # jobs/match/guard.py (bridge detection)
     "pandas>=2.2,<3",
     "pyarrow>=16,<26",
     "numpy>=1.26,<3",
@@ -20,10 +21,14 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS = {
+    # pyspark 4.2.0 is the newest delta-spark 4.4.1 accepts.
+    "spark": [
+        "pyspark==4.2.0",
+        "delta-spark==4.4.1",
+    ],
     "test": [
         "pytest>=8,<10",
         "chispa==0.12.0",
-        "networkx>=3.2,<4",
         "nbclient>=0.10,<1",
         "nbformat>=5.9,<6",
         "ipykernel>=6.29",

@@ -142,6 +142,8 @@ def config_markdown() -> str:
         "Unknown keys are errors. Any value can be overridden with `--set path=value`",
         "(e.g. `--set lake.engine=delta-spark`); `${VAR}` and `${VAR:-default}` in a value are read",
         "from the environment. `[]` in a path is an item of a list, `<key>` a key of a map.",
+        "`cdp validate-config --config conf/local.yaml` checks everything before Spark starts and",
+        "reports every problem at once, one line each: file, YAML path, value given, what was expected.",
         "",
     ]
     seen: set[type] = set()

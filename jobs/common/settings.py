@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from jobs.golden.config import GoldenConfig
 from jobs.ingest.config import SourceConfig
@@ -13,7 +13,18 @@ from jobs.privacy.config import PrivacyConfig
 from jobs.segments.config import SegmentsConfig
 from jobs.standardize.config import StandardizeConfig
 
-from .config import DataConfig, LakeConfig, MlflowConfig, RunConfig, SparkConfig, Strict
+from .config import (
+    DataConfig,
+    LakeConfig,
+    MlflowConfig,
+    Problem,
+    RunConfig,
+    SparkConfig,
+    Strict,
+    check,
+    duplicates,
+    valid_attrs,
+)
 
 
 class CdpConfig(Strict):
@@ -32,25 +43,15 @@ class CdpConfig(Strict):
     segments: SegmentsConfig = Field(default_factory=SegmentsConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
 
-    @model_validator(mode="after")
-    def _unique_sources(self) -> "CdpConfig":
-        names = [s.name for s in self.sources]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"source names must be unique; {', '.join(dupes)} appear more than once")
-        return self
+    @check
+    def _unique_source_names(self) -> Iterator[Problem]:
+        for i, name, first in duplicates(valid_attrs(self.sources, "name")):
+            yield Problem(
+                f"sources[{i}].name", name, f"a unique source name; {name!r} is already sources[{first}].name"
+            )
 
     def source(self, name: str) -> SourceConfig:
         for s in self.sources:
             if s.name == name:
                 return s
         raise KeyError(f"unknown source {name!r}; configured: {', '.join(s.name for s in self.sources)}")
-
-    def semantic_problems(self) -> list[tuple[str, Any, str]]:
-        """Checks that need more than one section: (yaml path, value given, what was expected)."""
-        problems: list[tuple[str, Any, str]] = []
-        for section in (self.match, self.golden, self.segments, self.privacy):
-            check = getattr(section, "semantic_problems", None)
-            if check is not None:
-                problems.extend(check(self))
-        return problems

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from jobs.common.config import Strict
+from jobs.common.config import Problem, Strict, check, is_invalid
 
 SURVIVORSHIP_RULES = ("source_trust", "most_recent", "most_frequent", "most_complete", "first_non_null")
 
@@ -38,12 +39,17 @@ class RfmConfig(Strict):
     frequency_orders: list[int] = Field(default_factory=lambda: [1, 2, 4, 8], min_length=4, max_length=4)
     monetary_eur: list[float] = Field(default_factory=lambda: [50, 150, 400, 1000], min_length=4, max_length=4)
 
-    @field_validator("recency_days", "frequency_orders", "monetary_eur")
-    @classmethod
-    def _ascending(cls, v: list[Any]) -> list[Any]:
-        if any(a >= b for a, b in zip(v, v[1:])):
-            raise ValueError(f"thresholds must be strictly ascending; got {v}")
-        return v
+    @check
+    def _ascending(self) -> Iterator[Problem]:
+        for name in ("recency_days", "frequency_orders", "monetary_eur"):
+            v = getattr(self, name)
+            if is_invalid(v):
+                continue
+            for i in range(1, len(v)):
+                if v[i - 1] >= v[i]:
+                    yield Problem(
+                        f"{name}[{i}]", v[i], f"more than {name}[{i - 1}] ({v[i - 1]}): thresholds are strictly ascending"
+                    )
 
 
 class GoldenConfig(Strict):
@@ -71,27 +77,36 @@ class GoldenConfig(Strict):
         return self.survivorship.get(attribute, self.default_rule)
 
     def semantic_problems(self, root: Any) -> list[tuple[str, Any, str]]:
+        """The load-time checks as (path from the config root, value given, what was expected)."""
+        return [(f"golden.{p.path}", p.given, p.expected) for p in self._known_attributes()] + [
+            (f"golden.{p.path}", p.given, p.expected) for p in self._group_problems()
+        ]
+
+    @check(at_load=True)
+    def _known_attributes(self) -> list[Problem]:
         from jobs.common.schemas import SURVIVING_ATTRIBUTES
 
-        problems = [
-            (f"golden.survivorship.{attr}", attr, f"one of the profile attributes: {', '.join(SURVIVING_ATTRIBUTES)}")
+        return [
+            Problem(
+                f"survivorship.{attr}", attr, f"one of the profile attributes: {', '.join(SURVIVING_ATTRIBUTES)}",
+                f"key {attr!r}",
+            )
             for attr in self.survivorship
             if attr not in SURVIVING_ATTRIBUTES
         ]
-        problems.extend(self._group_problems())
-        return problems
 
-    def _group_problems(self) -> list[tuple[str, Any, str]]:
+    @check(at_load=True)
+    def _group_problems(self) -> list[Problem]:
         """A group member configured with another rule than its anchor would be silently ignored."""
-        problems: list[tuple[str, Any, str]] = []
+        problems: list[Problem] = []
         for group, (anchor, *members) in SURVIVORSHIP_GROUPS.items():
             anchor_rule = self.rule_for(anchor)
             for attr in members:
                 rule = self.survivorship.get(attr)
                 if rule is not None and rule != anchor_rule:
                     problems.append(
-                        (
-                            f"golden.survivorship.{attr}",
+                        Problem(
+                            f"survivorship.{attr}",
                             rule,
                             f"{anchor_rule!r} (the rule of {anchor}) or no entry: the {group} survives as a "
                             f"whole from the record the {anchor} rule picks",

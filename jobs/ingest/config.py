@@ -2,12 +2,48 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
-from jobs.common.config import Strict
-from jobs.common.schemas import CANONICAL_FIELDS, EVENT_FIELDS, IDENTIFIER_TYPES
+from jobs.common.config import Problem, Strict, check, is_partial, valid_items
+from jobs.common.schemas import CANONICAL_FIELDS, EVENT_FIELDS, IDENTIFIER_TYPES, LINEAGE_COLUMNS
+
+_INVALID_NAME = re.compile(r"[ ,;{}()\n\t=]")
+
+
+def bronze_column(field: str) -> str:
+    """Bronze column name of a source field (Delta forbids some characters without column mapping)."""
+    return _INVALID_NAME.sub("_", field)
+
+
+def bronze_column_clashes(fields: list[str]) -> list[tuple[str, str, str]]:
+    """(field, field or lineage column it collides with, bronze column) for every collision.
+
+    Sanitising is not injective ("first name" and "first_name"), and Spark and Delta compare column
+    names without case, so both are checked; merging two fields into one column would lose values.
+    """
+    owners: dict[str, str] = {c.lower(): c for c in LINEAGE_COLUMNS}
+    clashes = []
+    for f in fields:
+        col = bronze_column(f)
+        folded = col.lower()
+        if folded in owners:
+            clashes.append((f, owners[folded], col))
+        else:
+            owners[folded] = f
+    return clashes
+
+
+def describe_clash(field: str, other: str, column: str) -> str:
+    if other in LINEAGE_COLUMNS:
+        return f"source field {field!r} maps to bronze column {column!r}, which is the lineage column {other!r}"
+    return (
+        f"source fields {other!r} and {field!r} both map to bronze column {column!r}; "
+        "expected one column per field (rename one of them in the mapping)"
+    )
 
 
 class JdbcConfig(Strict):
@@ -53,24 +89,55 @@ class SourceConfig(Strict):
     retention_days: int | None = Field(None, ge=1)
     jdbc: JdbcConfig | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> "SourceConfig":
+    @check
+    def _known_mapping_fields(self) -> Iterator[Problem]:
         allowed = CANONICAL_FIELDS if self.kind == "persons" else EVENT_FIELDS
-        unknown = [k for k in self.mapping if k not in allowed]
-        if unknown:
-            raise ValueError(
-                f"mapping names unknown canonical field(s) {', '.join(unknown)}; "
-                f"expected {self.kind} fields: {', '.join(allowed)}"
-            )
-        bad_ids = [i for i in self.identifiers if i not in IDENTIFIER_TYPES]
-        if bad_ids:
-            raise ValueError(f"identifiers {bad_ids}: expected some of {', '.join(IDENTIFIER_TYPES)}")
+        for k in self.mapping:
+            if k not in allowed:
+                yield Problem(
+                    f"mapping.{k}", k, f"a canonical field for {self.kind} sources: {', '.join(allowed)}", f"key {k!r}"
+                )
+
+    @check
+    def _known_identifiers(self) -> Iterator[Problem]:
+        for i, id_type in valid_items(self.identifiers):
+            if id_type not in IDENTIFIER_TYPES:
+                yield Problem(f"identifiers[{i}]", id_type, f"one of {', '.join(IDENTIFIER_TYPES)}")
+
+    @check
+    def _jdbc_section(self) -> Iterator[Problem]:
         if self.format == "jdbc" and self.jdbc is None:
-            raise ValueError("format jdbc needs a jdbc section (url, table, user, password)")
+            yield Problem("jdbc", None, "a jdbc section (url, table, user, password) for format jdbc", "nothing")
+
+    @check
+    def _location(self) -> Iterator[Problem]:
         if self.format != "jdbc" and not self.location:
-            raise ValueError(f"format {self.format} needs a location (file, folder or glob)")
+            given = "nothing" if self.location is None else None
+            yield Problem("location", self.location, f"a file, folder or glob for format {self.format}", given)
+
+    @check
+    def _records_from_events_only(self) -> Iterator[Problem]:
         if self.records_from and self.kind != "events":
-            raise ValueError("records_from is only for event sources")
+            yield Problem("records_from", self.records_from, f"no records_from for a {self.kind} source (events only)")
+
+    @check
+    def _one_bronze_column_per_field(self) -> Iterator[Problem]:
+        for field, other, column in bronze_column_clashes(self.fields):
+            where = next(
+                (f"{section}.{k}" for section in ("mapping", "extensions") for k, v in getattr(self, section).items() if v == field),
+                "primary_key" if field in self.primary_key else "required",
+            )
+            if other in LINEAGE_COLUMNS:
+                expected = f"a field whose bronze column is not the lineage column {other!r}"
+            else:
+                expected = f"a field with a bronze column of its own, but source field {other!r} maps to bronze column {column!r} too"
+            yield Problem(where, field, expected)
+
+    @model_validator(mode="after")
+    def _default_source_id(self, info: ValidationInfo) -> "SourceConfig":
+        """A person source with a one-column key maps it to ``source_id`` unless told otherwise."""
+        if is_partial(info):
+            return self
         if self.kind == "persons" and "source_id" not in self.mapping and len(self.primary_key) == 1:
             self.mapping["source_id"] = self.primary_key[0]
         return self

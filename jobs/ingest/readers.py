@@ -1,9 +1,11 @@
 """Reading one delivered file into columns of strings, sending unreadable rows to quarantine.
 
-Files are parsed line by line on the driver, which is what lets every bad row be caught with its
-line number, raw text and reason (Spark's readers replace bad bytes silently and lose line
-numbers). Values are kept as received, as strings. A file that cannot be read at all raises
-DataError: its batch fails and no table changes.
+Files are parsed on the driver, which is what lets every bad row be caught with its line number,
+raw text and reason (Spark's readers replace bad bytes silently and lose line numbers). CSV is
+parsed over the whole text (quoted fields may hold line breaks); NDJSON line by line. Values are
+kept as received, as strings (a JSON number keeps its text: 59.90 stays "59.90"). A file that
+cannot be read at all (empty, not text, no decodable line, not Parquet) raises DataError: its
+batch fails and no table changes. Readers are registered by format name (``FILE_READERS``).
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import csv
 import io
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from jobs.common.errors import DataError
+from jobs.common.registry import Registry
 
 from .config import SourceConfig
 
@@ -49,7 +53,12 @@ class ParsedFile:
         return len(self.lines)
 
 
+Reader = Callable[[bytes, SourceConfig, str], ParsedFile]
+FILE_READERS: Registry[Reader] = Registry("file format")
+
+
 def _scalar(value: Any) -> str | None:
+    """A Parquet value as a string (Parquet is typed: there is no received text to keep)."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -59,17 +68,48 @@ def _scalar(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _decode_lines(data: bytes, encoding: str) -> tuple[list[tuple[int, str | None, bytes]], str]:
-    """Split into physical lines and decode each; a line that does not decode is None.
+# --- decoding ------------------------------------------------------------------------------------
+
+_CODECS = {"latin-1": "latin-1", "cp1252": "cp1252", "utf-8": "utf-8"}
+# Files that are not text in any of the configured encodings: refused whole, with what they are.
+_NOT_TEXT = (
+    (b"\xff\xfe\x00\x00", "UTF-32 text (byte order mark)"),
+    (b"\x00\x00\xfe\xff", "UTF-32 text (byte order mark)"),
+    (b"\xff\xfe", "UTF-16 text (byte order mark)"),
+    (b"\xfe\xff", "UTF-16 text (byte order mark)"),
+    (b"\x1f\x8b", "gzip-compressed"),
+    (b"PK\x03\x04", "a zip archive"),
+)
+
+
+@dataclass
+class _Lines:
+    """Physical lines of a text file: decoded text (without the line feed), raw bytes, and whether
+    the line failed to decode (its bad bytes are then kept as surrogate escapes, so the structure
+    of the line, which is ASCII, can still be parsed)."""
+
+    texts: list[str]
+    raw: list[bytes]
+    bad: list[bool]
+    encoding: str
+
+
+def _decode_lines(data: bytes, encoding: str, where: str) -> _Lines:
+    """Split into physical lines and decode each.
 
     ``auto``: UTF-8 unless most lines with non-ASCII bytes fail to decode as UTF-8, in which case
     the file is Windows-1252/Latin-1 (a genuinely UTF-8 file with one corrupt row stays UTF-8 and
-    only that row goes to quarantine).
+    only that row goes to quarantine). A file in which no line decodes cannot be read at all.
     """
+    kinds = [what for magic, what in _NOT_TEXT if data.startswith(magic)]
+    if data.startswith(b"PAR1") and data.endswith(b"PAR1"):
+        kinds.append("a Parquet file")
+    if kinds:
+        expected = "UTF-8 or Windows-1252/Latin-1" if encoding == "auto" else encoding
+        raise DataError(f"{where}: cannot be read: the file is {kinds[0]}; expected {expected} text")
     raw_lines = data.split(b"\n")
     if raw_lines and raw_lines[-1] == b"":
         raw_lines.pop()
-    raw_lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in raw_lines]
     chosen = encoding
     if encoding == "auto":
         non_ascii = [ln for ln in raw_lines if any(b >= 0x80 for b in ln)]
@@ -80,54 +120,118 @@ def _decode_lines(data: bytes, encoding: str) -> tuple[list[tuple[int, str | Non
             except UnicodeDecodeError:
                 failed += 1
         chosen = "cp1252" if non_ascii and failed > len(non_ascii) / 2 else "utf-8"
-    codec = {"latin-1": "latin-1", "cp1252": "cp1252", "utf-8": "utf-8"}[chosen]
-    out: list[tuple[int, str | None, bytes]] = []
-    for number, ln in enumerate(raw_lines, start=1):
+    codec = _CODECS[chosen]
+    texts: list[str] = []
+    bad: list[bool] = []
+    for ln in raw_lines:
         try:
-            text: str | None = ln.decode(codec)
+            texts.append(ln.decode(codec))
+            bad.append(False)
         except UnicodeDecodeError:
-            if codec == "cp1252":
-                text = ln.decode("latin-1")
+            if codec == "cp1252":  # the five bytes cp1252 leaves undefined: latin-1 control characters
+                texts.append(ln.decode("latin-1"))
+                bad.append(False)
             else:
-                text = None
-        out.append((number, text, ln))
-    return out, chosen
+                texts.append(ln.decode(codec, errors="surrogateescape"))
+                bad.append(True)
+    content = [b for b, t in zip(bad, texts) if t.strip()]
+    if content and all(content):
+        raise DataError(f"{where}: cannot be read: no line is valid {chosen} text ({len(content)} lines)")
+    return _Lines(texts, raw_lines, bad, chosen)
 
 
 def _raw_text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="backslashreplace")
 
 
+def _strip_cr(text: str) -> str:
+    return text[:-1] if text.endswith("\r") else text
+
+
+# --- CSV -----------------------------------------------------------------------------------------
+
+
+class _LineFeed:
+    """Physical lines for ``csv.reader``; ``pos`` is the next line to hand out, so the caller knows
+    on which line each record starts and can resume reading at any line."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.pos = 0
+
+    def __iter__(self) -> "_LineFeed":
+        return self
+
+    def __next__(self) -> str:
+        if self.pos >= len(self.texts):
+            raise StopIteration
+        self.pos += 1
+        return self.texts[self.pos - 1] + "\n"
+
+
+def _csv_error(exc: csv.Error) -> str:
+    text = str(exc)
+    return "a quoted field is not closed" if text == "unexpected end of data" else text
+
+
+@FILE_READERS.register("csv")
 def parse_csv(data: bytes, src: SourceConfig, where: str) -> ParsedFile:
-    decoded, chosen = _decode_lines(data, src.encoding)
-    if not decoded:
-        raise DataError(f"{where}: file is empty; expected a header line")
-    first_no, header_text, _ = decoded[0]
-    if header_text is None:
-        raise DataError(f"{where}: line {first_no}: header is not valid {chosen}")
-    header_text = header_text.lstrip("\ufeff")
+    """Parse the whole text with the csv module, so quoted fields may hold line breaks.
+
+    Each record keeps the line it starts on and its raw text (all its physical lines). A record
+    that spans several lines but does not parse, or has the wrong number of fields, is taken to
+    be a broken quote that swallowed the lines after it: only its first line is quarantined and
+    reading resumes on the next line, so the good rows after a stray quote still land.
+    """
+    lines = _decode_lines(data, src.encoding, where)
+    chosen = lines.encoding
+    if lines.texts:
+        lines.texts[0] = lines.texts[0].lstrip("\ufeff")
+    feed = _LineFeed(lines.texts)
+    reader = csv.reader(feed, delimiter=src.delimiter, quotechar=src.quote, strict=True)
     try:
-        header = next(csv.reader([header_text], delimiter=src.delimiter, quotechar=src.quote, strict=True))
+        header = next(reader)
+    except StopIteration:
+        raise DataError(f"{where}: file is empty; expected a header line") from None
     except csv.Error as exc:
-        raise DataError(f"{where}: header cannot be parsed: {exc}") from exc
+        raise DataError(f"{where}: header cannot be parsed: {_csv_error(exc)}") from exc
+    if any(lines.bad[: feed.pos]):
+        raise DataError(f"{where}: line 1: header is not valid {chosen}")
     header = [h.strip() for h in header]
+    if not any(header):
+        raise DataError(f"{where}: line 1: header is empty; expected column names")
     if len(set(header)) != len(header):
         dupes = sorted({h for h in header if header.count(h) > 1})
         raise DataError(f"{where}: duplicate column name(s) in the header: {', '.join(dupes)}")
     parsed = ParsedFile(header, {h: [] for h in header}, [], [], encoding=chosen)
     width = len(header)
-    for number, text, raw in decoded[1:]:
-        if text is None:
-            parsed.rows_read += 1
-            parsed.quarantine.append((number, f"{INVALID_ENCODING}: not valid {chosen}", _raw_text(raw)))
-            continue
-        if not text.strip():
-            continue
-        parsed.rows_read += 1
+    while True:
+        start = feed.pos
+        error: str | None = None
         try:
-            fields = next(csv.reader([text], delimiter=src.delimiter, quotechar=src.quote, strict=True))
+            fields: list[str] | None = next(reader)
+        except StopIteration:
+            break
         except csv.Error as exc:
-            parsed.quarantine.append((number, f"{BROKEN_QUOTING}: {exc}", text))
+            fields, error = None, _csv_error(exc)
+        end = feed.pos
+        if end - start > 1 and (fields is None or len(fields) != width):
+            end = feed.pos = start + 1  # resume on the next line
+            try:
+                fields = next(csv.reader([lines.texts[start] + "\n"], delimiter=src.delimiter, quotechar=src.quote, strict=True))
+            except csv.Error as exc:
+                fields, error = None, _csv_error(exc)
+        if end - start == 1 and not lines.texts[start].strip():
+            continue  # blank line
+        parsed.rows_read += 1
+        number = start + 1
+        if any(lines.bad[start:end]):
+            raw = _strip_cr("\n".join(_raw_text(r) for r in lines.raw[start:end]))
+            parsed.quarantine.append((number, f"{INVALID_ENCODING}: not valid {chosen}", raw))
+            continue
+        text = _strip_cr("\n".join(lines.texts[start:end]))  # as received, line breaks inside included
+        if fields is None:
+            parsed.quarantine.append((number, f"{BROKEN_QUOTING}: {error}", text))
             continue
         if len(fields) != width:
             parsed.quarantine.append((number, f"{WRONG_COLUMN_COUNT}: {len(fields)}, expected {width}", text))
@@ -139,34 +243,77 @@ def parse_csv(data: bytes, src: SourceConfig, where: str) -> ParsedFile:
     return parsed
 
 
+# --- NDJSON --------------------------------------------------------------------------------------
+
+
+class _JsonNumber(str):
+    """A JSON number as the text it was sent as ("59.90" stays "59.90", not 59.9)."""
+
+
+def _load_json(text: str) -> Any:
+    return json.loads(text, parse_float=_JsonNumber, parse_int=_JsonNumber, parse_constant=_JsonNumber)
+
+
+def _json_text(value: Any) -> str:
+    """Compact JSON of a parsed value with its numbers as received, keys in the order received."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, _JsonNumber):
+        return str.__str__(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ",".join(_json_text(v) for v in value) + "]"
+    return "{" + ",".join(json.dumps(str(k), ensure_ascii=False) + ":" + _json_text(v) for k, v in value.items()) + "}"
+
+
+def _json_value(value: Any) -> str | None:
+    """A top-level JSON value as a bronze string: strings and numbers as sent, objects as JSON."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):  # also _JsonNumber
+        return str.__str__(value)
+    return _json_text(value)
+
+
+@FILE_READERS.register("json")
+@FILE_READERS.register("ndjson")
 def parse_ndjson(data: bytes, src: SourceConfig, where: str) -> ParsedFile:
-    decoded, chosen = _decode_lines(data, "utf-8" if src.encoding == "auto" else src.encoding)
+    lines = _decode_lines(data, "utf-8" if src.encoding == "auto" else src.encoding, where)
+    chosen = lines.encoding
     mapped = set(src.fields)
     records: list[tuple[int, dict[str, str | None], str]] = []
     parsed = ParsedFile([], {}, [], [], encoding=chosen)
     seen: dict[str, None] = {}
-    for number, text, raw in decoded:
-        if text is None:
-            parsed.rows_read += 1
-            parsed.quarantine.append((number, f"{INVALID_ENCODING}: not valid {chosen}", _raw_text(raw)))
-            continue
+    for index, (text, raw, bad) in enumerate(zip(lines.texts, lines.raw, lines.bad)):
+        number = index + 1
+        text = _strip_cr(text)
         if not text.strip():
             continue
         parsed.rows_read += 1
+        if bad:
+            parsed.quarantine.append((number, f"{INVALID_ENCODING}: not valid {chosen}", _raw_text(raw.rstrip(b"\r"))))
+            continue
         try:
-            obj = json.loads(text)
+            obj = _load_json(text)
         except json.JSONDecodeError as exc:
             parsed.quarantine.append((number, f"{MALFORMED_JSON}: {exc.msg} at column {exc.colno}", text))
             continue
         if not isinstance(obj, dict):
             parsed.quarantine.append((number, NOT_AN_OBJECT, text))
             continue
-        bad = [k for k, v in obj.items() if k in mapped and isinstance(v, (dict, list))]
-        if bad:
-            kind = "object" if isinstance(obj[bad[0]], dict) else "array"
-            parsed.quarantine.append((number, f"{WRONG_TYPE}: field {bad[0]} is an {kind}, expected a value", text))
+        bad_fields = [k for k, v in obj.items() if k in mapped and isinstance(v, (dict, list))]
+        if bad_fields:
+            kind = "object" if isinstance(obj[bad_fields[0]], dict) else "array"
+            parsed.quarantine.append((number, f"{WRONG_TYPE}: field {bad_fields[0]} is an {kind}, expected a value", text))
             continue
-        row = {str(k): _scalar(v) for k, v in obj.items()}
+        row = {str(k): _json_value(v) for k, v in obj.items()}
         for k in row:
             seen.setdefault(k, None)
         records.append((number, row, text))
@@ -177,6 +324,7 @@ def parse_ndjson(data: bytes, src: SourceConfig, where: str) -> ParsedFile:
     return parsed
 
 
+@FILE_READERS.register("parquet")
 def parse_parquet(data: bytes, src: SourceConfig, where: str) -> ParsedFile:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -205,13 +353,14 @@ def parse_parquet(data: bytes, src: SourceConfig, where: str) -> ParsedFile:
 
 
 def parse_file(data: bytes, src: SourceConfig, where: str) -> ParsedFile:
-    if src.format == "csv":
-        return parse_csv(data, src, where)
-    if src.format in ("json", "ndjson"):
-        return parse_ndjson(data, src, where)
-    if src.format == "parquet":
-        return parse_parquet(data, src, where)
-    raise DataError(f"{where}: format {src.format!r} is not a file format")
+    """Parse one delivered file with the reader registered for the source's format."""
+    if src.format not in FILE_READERS:
+        raise DataError(
+            f"{where}: format {src.format!r} is not a file format; expected one of: {', '.join(FILE_READERS.names())}"
+        )
+    if not data or data.isspace():  # (isspace stops at the first other byte; strip would copy)
+        raise DataError(f"{where}: cannot be read: the file is empty ({len(data)} bytes)")
+    return FILE_READERS.get(src.format)(data, src, where)
 
 
 def check_required(parsed: ParsedFile, src: SourceConfig, where: str) -> None:

@@ -9,11 +9,12 @@ together, each naming its path inside the ``match`` section, the value and what 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 
-from jobs.common.config import Strict
+from jobs.common.config import Problem, Strict, check, duplicates, registry_problems, valid_attrs, valid_items
 from jobs.common.schemas import (
     ID_COOKIE,
     ID_CUSTOMER_NUMBER,
@@ -66,20 +67,15 @@ class BlockingRule(Strict):
     name: str = Field(..., pattern=NAME_PATTERN)
     keys: list[str] = Field(..., min_length=1, description="column names or key functions, see blocking.py")
 
-    @field_validator("keys")
-    @classmethod
-    def _parse_keys(cls, keys: list[str]) -> list[str]:
+    @check
+    def _parse_keys(self) -> Iterator[Problem]:
         from jobs.match.blocking import parse_key
 
-        problems = []
-        for i, key in enumerate(keys):
+        for i, key in valid_items(self.keys):
             try:
                 parse_key(key)
             except ValueError as exc:
-                problems.append(f"keys[{i}]: {exc}")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return keys
+                yield Problem(f"keys[{i}]", key, _key_expectation(key, str(exc)))
 
     def base_columns(self) -> set[str]:
         """The silver.records columns the rule reads."""
@@ -100,26 +96,45 @@ class ComparisonConfig(Strict):
         1e-4, gt=0, lt=1, description="floor of the term frequency replacing u at the exact level"
     )
 
-    @model_validator(mode="after")
-    def _check(self) -> "ComparisonConfig":
+    @check
+    def _known_columns(self) -> Iterator[Problem]:
+        for i, c in valid_items(self.columns):
+            if c not in MATCH_COLUMNS:
+                yield Problem(f"columns[{i}]", c, f"a column of silver.records: {', '.join(MATCH_COLUMNS)}")
+
+    @check
+    def _function(self) -> Iterator[Problem]:
         from jobs.match.comparisons import COMPARISONS, build_comparison
 
-        problems = []
-        bad = [c for c in self.columns if c not in MATCH_COLUMNS]
-        if bad:
-            problems.append(
-                f"columns: got {bad}; expected columns of silver.records: {', '.join(MATCH_COLUMNS)}"
+        problems = registry_problems(
+            COMPARISONS, self.function, self.arguments, skip=1, name_path="function", args_path="arguments"
+        )
+        if problems:
+            yield from problems
+            return
+        if not all(c in MATCH_COLUMNS for c in self.columns):
+            return  # reported by _known_columns; the function cannot be tried on them
+        # The function checks its columns and arguments when it builds the comparison; built once
+        # without term-frequency adjustments, so a failure can be put on the right key.
+        try:
+            build_comparison(self.model_copy(update={"term_frequency_adjustments": False}))
+        except (ValueError, TypeError) as exc:
+            yield Problem(
+                "", None, f"columns and arguments that comparison {self.function!r} accepts ({exc})",
+                given_text=f"function {self.function!r} on columns {list(self.columns)}",
             )
-        arg_problems = COMPARISONS.check_arguments(self.function, self.arguments, skip=1)
-        problems.extend(f"function {self.function!r}: {p}" if "unknown comparison" not in p else p for p in arg_problems)
-        if not problems:
+            return
+        if self.term_frequency_adjustments:
             try:
                 build_comparison(self)
             except (ValueError, TypeError) as exc:
-                problems.append(str(exc))
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+                yield Problem("term_frequency_adjustments", True, f"false: {str(exc).split('; expected')[0]}")
+
+
+def _key_expectation(key: str, message: str) -> str:
+    """What a blocking key should be, from parse_key's message (which starts ``got 'key'; ``)."""
+    rest = message.removeprefix(f"got {key!r}; ")
+    return rest.removeprefix("expected ") if rest.startswith("expected ") else f"a valid blocking key ({rest})"
 
 
 class TrainingConfig(Strict):
@@ -147,13 +162,14 @@ class TrainingConfig(Strict):
         "seed", description="labelled matches seed m before EM, or fix m (EM then re-estimates only the prior)"
     )
 
-    @model_validator(mode="after")
-    def _check(self) -> "TrainingConfig":
+    @check
+    def _prior_value(self) -> Iterator[Problem]:
         if self.prior == "fixed" and self.prior_value is None:
-            raise ValueError("prior: fixed needs prior_value (probability that two random records match)")
+            yield Problem(
+                "prior_value", None, "the probability that two random records match (prior is 'fixed')", "nothing"
+            )
         if self.prior == "em" and self.prior_value is not None:
-            raise ValueError("prior_value is only used with prior: fixed")
-        return self
+            yield Problem("prior_value", self.prior_value, "no prior_value: it is only used with prior: fixed")
 
 
 class DeterministicConfig(Strict):
@@ -172,12 +188,12 @@ class DeterministicConfig(Strict):
         1, ge=1, description="a cookie that logged in as more customers is a shared device: not used"
     )
 
-    @field_validator("id_types")
-    @classmethod
-    def _unique(cls, v: list[str]) -> list[str]:
-        if len(set(v)) != len(v):
-            raise ValueError(f"got {v}; expected each identifier type at most once")
-        return v
+    @check
+    def _id_types_once(self) -> Iterator[Problem]:
+        for i, id_type, first in duplicates(valid_items(self.id_types)):
+            yield Problem(
+                f"id_types[{i}]", id_type, f"each identifier type at most once; {id_type!r} is already id_types[{first}]"
+            )
 
 
 class ClusteringConfig(Strict):
@@ -214,11 +230,13 @@ class ModelRefConfig(Strict):
     version: int | None = Field(None, ge=1)
     alias: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
 
-    @model_validator(mode="after")
-    def _check(self) -> "ModelRefConfig":
+    @check
+    def _version_or_alias(self) -> Iterator[Problem]:
         if self.version is not None and self.alias is not None:
-            raise ValueError(f"got version {self.version} and alias {self.alias!r}; expected one of them, not both")
-        return self
+            yield Problem(
+                "", None, "a version or an alias, not both",
+                given_text=f"version {self.version} and alias {self.alias!r}",
+            )
 
 
 def _default_rules() -> list[BlockingRule]:
@@ -271,41 +289,62 @@ class MatchConfig(Strict):
     guard: GuardConfig = Field(default_factory=GuardConfig)
     model: ModelRefConfig = Field(default_factory=ModelRefConfig)
 
-    @model_validator(mode="after")
-    def _check(self) -> "MatchConfig":
-        problems = self.problems()
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
-
-    def problems(self) -> list[str]:
-        """Every cross-field problem, reported together (STYLE.md 5)."""
-        problems: list[str] = []
-        rule_names = [r.name for r in self.blocking_rules]
-        for name in sorted({n for n in rule_names if rule_names.count(n) > 1}):
-            problems.append(f"blocking_rules: name {name!r} appears more than once; expected unique names")
-        cmp_names = [c.name for c in self.comparisons]
-        for name in sorted({n for n in cmp_names if cmp_names.count(n) > 1}):
-            problems.append(f"comparisons: name {name!r} appears more than once; expected unique names")
-        for i, name in enumerate(self.training.blocking_rules):
-            if name not in rule_names:
-                problems.append(
-                    f"training.blocking_rules[{i}]: got {name!r}; expected one of the blocking rules: {', '.join(rule_names)}"
-                )
-        if self.guard.strict_threshold_probability < self.threshold_probability:
-            problems.append(
-                f"guard.strict_threshold_probability: got {self.guard.strict_threshold_probability}; expected at least "
-                f"threshold_probability ({self.threshold_probability})"
+    @check
+    def _unique_rule_names(self) -> Iterator[Problem]:
+        for i, name, first in duplicates(valid_attrs(self.blocking_rules, "name")):
+            yield Problem(
+                f"blocking_rules[{i}].name", name, f"a unique name; {name!r} is already blocking_rules[{first}].name"
             )
-        if self.training.blocking_rules and not problems:
-            used = [r for r in self.blocking_rules if r.name in self.training.blocking_rules]
-            for c in self.comparisons:
-                if all(set(c.columns) & r.base_columns() for r in used):
-                    problems.append(
-                        f"comparisons.{c.name}: reads {', '.join(c.columns)}, which every training rule blocks on, so its "
-                        "m probabilities cannot be estimated; expected a training rule that does not use these columns"
-                    )
-        return problems
+
+    @check
+    def _unique_comparison_names(self) -> Iterator[Problem]:
+        for i, name, first in duplicates(valid_attrs(self.comparisons, "name")):
+            yield Problem(
+                f"comparisons[{i}].name", name, f"a unique name; {name!r} is already comparisons[{first}].name"
+            )
+
+    @check
+    def _training_rules_exist(self) -> Iterator[Problem]:
+        # A rule whose name did not validate cannot be referred to either, so valid names suffice.
+        rule_names = list(dict.fromkeys(name for _, name in valid_attrs(self.blocking_rules, "name")))
+        for i, name in valid_items(self.training.blocking_rules):
+            if name not in rule_names:
+                yield Problem(
+                    f"training.blocking_rules[{i}]", name, f"one of the blocking rules: {', '.join(rule_names)}"
+                )
+
+    @check
+    def _strict_threshold(self) -> Iterator[Problem]:
+        if self.guard.strict_threshold_probability < self.threshold_probability:
+            yield Problem(
+                "guard.strict_threshold_probability",
+                self.guard.strict_threshold_probability,
+                f"at least threshold_probability ({self.threshold_probability})",
+            )
+
+    @check
+    def _estimable_comparisons(self) -> Iterator[Problem]:
+        """EM cannot estimate m for a comparison every training rule blocks on (it always agrees)."""
+        training = list(self.training.blocking_rules)
+        if not training:
+            return
+        rules: dict[str, BlockingRule] = {}
+        for i, name in valid_attrs(self.blocking_rules, "name"):
+            rules.setdefault(name, self.blocking_rules[i])  # the first of a repeated name, like rule()
+        if any(name not in rules for name in training):
+            return  # reported by _training_rules_exist
+        try:
+            blocked = [rules[name].base_columns() for name in dict.fromkeys(training)]
+        except ValueError:
+            return  # a key that does not parse: reported by the rule's own check
+        for i, columns in valid_attrs(self.comparisons, "columns"):
+            if all(set(columns) & cols for cols in blocked):
+                yield Problem(
+                    f"comparisons[{i}].columns",
+                    columns,
+                    "columns that not every training rule blocks on (training.blocking_rules: "
+                    f"{', '.join(training)}); otherwise their m probabilities cannot be estimated",
+                )
 
     def comparison_defs(self) -> list["ComparisonDef"]:
         """The configured comparisons, resolved through the registry."""

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from jobs.common.config import Strict
+from jobs.common.config import Problem, Strict, check
 
 
 class SegmentConfig(Strict):
@@ -28,6 +28,15 @@ class SegmentsConfig(Strict):
     )
 
     def semantic_problems(self, root: Any) -> list[tuple[str, Any, str]]:
+        """The load-time checks as (path from the config root, value given, what was expected)."""
         from jobs.segments.rules import check_segments
 
         return check_segments(self)
+
+    @check(at_load=True)
+    def _rules_and_names(self) -> list[Problem]:
+        """Rules parse against the golden profile schema; names are unique and not reserved."""
+        return [
+            Problem(path.removeprefix("segments."), given, expected)
+            for path, given, expected in self.semantic_problems(None)
+        ]

@@ -10,12 +10,13 @@ on the JVM); they are compile-checked here with Python's ``re`` as a best effort
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator
 
-from jobs.common.config import Strict
+from jobs.common.config import Problem, Strict, check, duplicates, is_invalid, registry_problems, valid_items
 from jobs.common.schemas import CANONICAL_FIELDS, ID_COOKIE, ID_CUSTOMER_NUMBER, ID_DEVICE, ID_EMAIL, ID_LOYALTY_CARD
 
 Gender = Literal["m", "f", "x"]
@@ -259,6 +260,11 @@ class TitleRule(Strict):
     gender: Gender | None = None
     canonical: str | None = Field(None, description="form written to `title`; default: the key")
 
+    @check
+    def _canonical_not_blank(self) -> Iterator[Problem]:
+        if self.canonical is not None and not self.canonical.strip():
+            yield Problem("canonical", self.canonical, "a title or null")
+
 
 class CleanserRef(Strict):
     """A registered column cleanser by name, with its keyword arguments (checked at load)."""
@@ -277,6 +283,10 @@ class PostcodeRule(Strict):
     pattern: str = Field(..., description="Java regex with capture groups, on the value without spaces/hyphens")
     format: str = Field(..., description="replacement using the groups, e.g. '$1 $2'")
     exclude: str | None = Field(None, description="Java regex; a compact value matching it is invalid")
+
+    @check
+    def _regexes(self) -> Iterator[Problem]:
+        yield from _regex_problems([("pattern", self.pattern), ("exclude", self.exclude)])
 
 
 class PlaceholderConfig(Strict):
@@ -302,29 +312,30 @@ class PlaceholderConfig(Strict):
         default_factory=dict, description="more placeholder values per canonical field"
     )
 
-    @field_validator("generic_fields")
-    @classmethod
-    def _known_fields(cls, v: list[str]) -> list[str]:
-        unknown = [f for f in v if f not in CANONICAL_FIELDS]
-        if unknown:
-            raise ValueError(f"unknown canonical field(s) {unknown}; expected some of {', '.join(CANONICAL_FIELDS)}")
-        return v
+    @check
+    def _known_generic_fields(self) -> Iterator[Problem]:
+        for i, f in valid_items(self.generic_fields):
+            if f not in CANONICAL_FIELDS:
+                yield Problem(f"generic_fields[{i}]", f, f"a canonical field: {', '.join(CANONICAL_FIELDS)}")
 
-    @field_validator("by_field")
-    @classmethod
-    def _known_by_field(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
-        unknown = [f for f in v if f not in CANONICAL_FIELDS]
-        if unknown:
-            raise ValueError(f"unknown canonical field(s) {unknown}; expected some of {', '.join(CANONICAL_FIELDS)}")
-        return v
+    @check
+    def _known_by_field(self) -> Iterator[Problem]:
+        for f in self.by_field:
+            if f not in CANONICAL_FIELDS:
+                yield Problem(f"by_field.{f}", f, f"a canonical field: {', '.join(CANONICAL_FIELDS)}", f"key {f!r}")
 
-    @field_validator("phone")
-    @classmethod
-    def _digits(cls, v: list[str]) -> list[str]:
-        bad = [p for p in v if not re.fullmatch(r"\d+", p)]
-        if bad:
-            raise ValueError(f"phone placeholders {bad}: expected digits only")
-        return v
+    @check
+    def _phone_digits(self) -> Iterator[Problem]:
+        for i, p in valid_items(self.phone):
+            if not re.fullmatch(r"\d+", p):
+                yield Problem(f"phone[{i}]", p, "digits only")
+
+    @check
+    def _regexes(self) -> Iterator[Problem]:
+        yield from _regex_problems(
+            [(f"generic_patterns[{i}]", p) for i, p in valid_items(self.generic_patterns)]
+            + [(f"email_patterns[{i}]", p) for i, p in valid_items(self.email_patterns)]
+        )
 
 
 class StandardizeConfig(Strict):
@@ -421,68 +432,106 @@ class StandardizeConfig(Strict):
     def _short_cleansers(cls, v: Any) -> Any:
         """Accept a bare name (``- upper``) for a cleanser without arguments."""
         if isinstance(v, dict):
-            return {k: [{"name": c} if isinstance(c, str) else c for c in (lst or [])] for k, lst in v.items()}
+            return {
+                k: [{"name": c} if isinstance(c, str) else c for c in lst] if isinstance(lst, list) else (lst or [])
+                for k, lst in v.items()
+            }
         return v
 
-    @model_validator(mode="after")
-    def _check(self) -> "StandardizeConfig":
-        problems = self.problems()
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
-
-    def problems(self) -> list[str]:
-        """Every cross-field problem, so that they are reported together (STYLE.md 5)."""
+    @check
+    def _known_steps(self) -> Iterator[Problem]:
         # Registered names live with the cleansers; imported here to avoid an import cycle.
-        from jobs.standardize.cleansers import CLEANSERS, RECORD_STEPS
+        from jobs.standardize.cleansers import RECORD_STEPS
 
-        problems: list[str] = []
-        for step in self.steps:
+        for i, step in valid_items(self.steps):
             if step not in RECORD_STEPS:
-                problems.append(f"steps: unknown step {step!r}; expected some of {', '.join(RECORD_STEPS.names())}")
-        if len(set(self.steps)) != len(self.steps):
-            problems.append(f"steps: {self.steps} names a step twice; expected each step at most once")
+                yield Problem(f"steps[{i}]", step, f"a record step: {', '.join(RECORD_STEPS.names())}")
+
+    @check
+    def _steps_once(self) -> Iterator[Problem]:
+        for i, step, first in duplicates(valid_items(self.steps)):
+            yield Problem(f"steps[{i}]", step, f"each step at most once; {step!r} is already steps[{first}]")
+
+    @check
+    def _identifier_cleansers(self) -> Iterator[Problem]:
+        from jobs.standardize.cleansers import CLEANSERS
+
         allowed_ids = (ID_CUSTOMER_NUMBER, ID_LOYALTY_CARD, ID_COOKIE, ID_DEVICE)
         for id_type, refs in self.identifier_cleansers.items():
+            path = f"identifier_cleansers.{id_type}"
             if id_type not in allowed_ids:
-                problems.append(f"identifier_cleansers: got key {id_type!r}; expected one of {', '.join(allowed_ids)}")
-            for i, ref in enumerate(refs):
-                for p in CLEANSERS.check_arguments(ref.name, ref.args, skip=1):
-                    problems.append(f"identifier_cleansers.{id_type}[{i}]: {p}")
-        for k, rule in self.titles.items():
+                yield Problem(path, id_type, f"one of {', '.join(allowed_ids)}", f"key {id_type!r}")
+            if is_invalid(refs):
+                continue
+            for i, ref in valid_items(refs):
+                if is_invalid(ref.name) or is_invalid(ref.args):
+                    continue
+                for p in registry_problems(CLEANSERS, ref.name, ref.args, skip=1):
+                    yield p.under(f"{path}[{i}]")
+
+    @check
+    def _title_keys(self) -> Iterator[Problem]:
+        for k in self.titles:
             if not re.fullmatch(r"[a-zà-ÿ' .-]+", k.lower()):
-                problems.append(f"titles: got key {k!r}; expected letters, spaces, dots or hyphens")
-            if rule.canonical is not None and not rule.canonical.strip():
-                problems.append(f"titles.{k}.canonical: got an empty string; expected a title or null")
+                yield Problem(f"titles.{k}", k, "letters, spaces, dots or hyphens", f"key {k!r}")
+
+    @check
+    def _country_codes(self) -> Iterator[Problem]:
         for name, values in (("country_aliases", self.country_aliases), ("phone_regions", self.phone_regions)):
-            bad = {k: v for k, v in values.items() if not re.fullmatch(r"[A-Z]{2}", v)}
-            if bad:
-                problems.append(f"{name}: got {bad}; expected ISO 3166-1 alpha-2 codes in upper case as values")
-        bad_pc = [k for k in self.postcode_rules if not re.fullmatch(r"[A-Z]{2}", k)]
-        if bad_pc:
-            problems.append(f"postcode_rules: got keys {bad_pc}; expected ISO 3166-1 alpha-2 codes in upper case")
-        if len(set(self.event_identifier_priority)) != len(self.event_identifier_priority):
-            problems.append(f"event_identifier_priority: {self.event_identifier_priority} names a type twice")
-        overlap = {v.lower() for v in self.consent_true} & {v.lower() for v in self.consent_false}
-        if overlap:
-            problems.append(f"consent_true and consent_false share {sorted(overlap)}; expected disjoint lists")
+            for k, v in values.items():
+                if not re.fullmatch(r"[A-Z]{2}", v):
+                    yield Problem(f"{name}.{k}", v, "an ISO 3166-1 alpha-2 code in upper case")
+
+    @check
+    def _postcode_countries(self) -> Iterator[Problem]:
+        for k in self.postcode_rules:
+            if not re.fullmatch(r"[A-Z]{2}", k):
+                yield Problem(f"postcode_rules.{k}", k, "an ISO 3166-1 alpha-2 code in upper case", f"key {k!r}")
+
+    @check
+    def _event_identifier_priority_once(self) -> Iterator[Problem]:
+        for i, id_type, first in duplicates(valid_items(self.event_identifier_priority)):
+            yield Problem(
+                f"event_identifier_priority[{i}]",
+                id_type,
+                f"each identifier type at most once; {id_type!r} is already event_identifier_priority[{first}]",
+            )
+
+    @check
+    def _consent_disjoint(self) -> Iterator[Problem]:
+        true_values = {str(v).lower(): i for i, v in valid_items(self.consent_true)}
+        for j, v in valid_items(self.consent_false):
+            if v.lower() in true_values:
+                yield Problem(
+                    f"consent_false[{j}]",
+                    v,
+                    f"a value not also in consent_true; {v!r} is consent_true[{true_values[v.lower()]}]",
+                )
+
+    @check
+    def _particles(self) -> Iterator[Problem]:
         if not self.particles:
-            problems.append("particles: got an empty list; expected at least one particle")
-        for fmt in self.date_formats:
+            yield Problem("particles", self.particles, "at least one particle")
+
+    @check
+    def _date_formats(self) -> Iterator[Problem]:
+        for i, fmt in valid_items(self.date_formats):
             if "y" not in fmt or "M" not in fmt or "d" not in fmt:
-                problems.append(f"date_formats: got {fmt!r}; expected a pattern with year (y), month (M) and day (d)")
-        regexes = [("email_pattern", self.email_pattern)]
-        regexes += [(f"placeholders.generic_patterns[{i}]", p) for i, p in enumerate(self.placeholders.generic_patterns)]
-        regexes += [(f"placeholders.email_patterns[{i}]", p) for i, p in enumerate(self.placeholders.email_patterns)]
-        for k, rule in self.postcode_rules.items():
-            regexes.append((f"postcode_rules.{k}.pattern", rule.pattern))
-            if rule.exclude:
-                regexes.append((f"postcode_rules.{k}.exclude", rule.exclude))
-        for where, pattern in regexes:
-            problem = _regex_problem(pattern)
-            if problem:
-                problems.append(f"{where}: got {pattern!r}; expected a valid regular expression ({problem})")
-        return problems
+                yield Problem(f"date_formats[{i}]", fmt, "a pattern with year (y), month (M) and day (d)")
+
+    @check
+    def _email_pattern(self) -> Iterator[Problem]:
+        yield from _regex_problems([("email_pattern", self.email_pattern)])
+
+
+def _regex_problems(regexes: list[tuple[str, str | None]]) -> Iterator[Problem]:
+    """Problems of (path, Java regex) pairs; None and values that did not validate are skipped."""
+    for where, pattern in regexes:
+        if pattern is None or is_invalid(pattern):
+            continue
+        problem = _regex_problem(pattern)
+        if problem:
+            yield Problem(where, pattern, f"a valid regular expression ({problem})")
 
 
 def _regex_problem(pattern: str) -> str | None:

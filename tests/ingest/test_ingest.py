@@ -238,3 +238,171 @@ def test_jdbc_incremental_by_watermark(make_ctx, tmp_path: Path) -> None:  # noq
         assert sorted(r.email or "" for r in history) == ["", "els@example.nl"]
         marks = sorted(r.watermark for r in ctx.lake.read(S.OPS_BATCHES.address).collect())
         assert marks == ["2026-01-01T12:01:00+00:00", "2026-01-01T14:00:00+00:00"]
+
+        # A row committed after that pull but stamped with the watermark's own time is not missed,
+        # and C2 (re-read at the watermark) is not landed twice.
+        pg.execute("INSERT INTO klanten VALUES ('C3', 'Late Row', 'late@example.nl', 7, %s)", (t0 + dt.timedelta(hours=2),))
+        fourth = ingest.run(ctx)
+        assert fourth["erp"] == {"read": 1, "landed": 1, "quarantined": 0, "batches": 1}
+        counts = {r[S.RECORD_KEY]: r["count"] for r in ctx.lake.read("bronze.erp").groupBy(S.RECORD_KEY).count().collect()}
+        assert counts == {record_key("erp", "C0"): 1, record_key("erp", "C1"): 2, record_key("erp", "C2"): 1, record_key("erp", "C3"): 1}
+        version = ctx.lake.version("bronze.erp")
+        assert ingest.run(ctx)["erp"]["read"] == 0  # C2 and C3 re-read at the watermark, both held already
+        assert ctx.lake.version("bronze.erp") == version
+        runs = sorted(ctx.lake.read(S.OPS_RUNS.address).collect(), key=lambda r: r.started_at)
+        assert runs[-1].metrics["erp.already_landed"] == "2"
+        # Same timestamp, other values: a new row hash, so a new version of C3 lands.
+        pg.execute("UPDATE klanten SET email = 'late2@example.nl' WHERE id = 'C3'")
+        assert ingest.run(ctx)["erp"] == {"read": 1, "landed": 1, "quarantined": 0, "batches": 1}
+        c3 = ctx.lake.read("bronze.erp").where(f"{S.RECORD_KEY} = '{record_key('erp', 'C3')}'").collect()
+        assert sorted(r.email for r in c3) == ["late2@example.nl", "late@example.nl"]
+        batches = ctx.lake.read(S.OPS_BATCHES.address).collect()
+        assert len(batches) == 4 and len({b.batch_id for b in batches}) == 4
+        assert all(b.status == "landed" and b.rows_read == b.rows_landed + b.rows_quarantined for b in batches)
+
+
+def test_csv_line_breaks_and_json_numbers_land_as_received(ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    data = tmp_path / "data"
+    (data / "crm" / "c_multiline.csv").write_bytes(
+        b'klantnummer;voornaam;achternaam;email;telefoon;extra_veld\n'
+        b'K20;"Anne\nMarie";Jansen;;;"regel 1\r\nregel 2"\n'
+        b"K21;Bram;Bos;;;\n"
+    )
+    (data / "shop" / "more.ndjson").write_text(
+        '{"customer_id": 1007, "name": "Els", "pet": 59.90, "total": 12.50, "meta": {"score": 1.0, "tags": ["a", 2]}}\n',
+        encoding="utf-8",
+    )
+    summary = ingest.run(ctx, sources=["crm", "shop"])
+    assert summary["crm"] == {"read": 10, "landed": 7, "quarantined": 3, "batches": 3}
+    assert summary["shop"] == {"read": 7, "landed": 3, "quarantined": 4, "batches": 2}
+    crm = bronze(ctx, "crm")
+    k20 = crm[record_key("crm", "K20")]
+    assert (k20["voornaam"], k20[S.LINE], k20[S.EXTRA]) == ("Anne\nMarie", 2, {"extra_veld": "regel 1\r\nregel 2"})
+    assert crm[record_key("crm", "K21")][S.LINE] == 5  # the line it is on, after a record of three lines
+    batch = ctx.lake.read(S.OPS_BATCHES.address).where("path like '%c_multiline.csv'").collect()[0]
+    assert (batch.rows_read, batch.rows_landed, batch.rows_quarantined) == (2, 2, 0)
+    els = bronze(ctx, "shop")[record_key("shop", "1007")]
+    assert (els["customer_id"], els["pet"]) == ("1007", "59.90")
+    assert els[S.EXTRA] == {"total": "12.50", "meta": '{"score":1.0,"tags":["a",2]}'}
+
+
+def _kill_at(point: str):  # noqa: ANN202
+    def fault(at: str) -> None:
+        if at == point:
+            raise RuntimeError(f"killed at {point}")
+
+    return fault
+
+
+def _orphans(ctx) -> dict[str, int]:  # noqa: ANN001
+    """Rows in bronze.crm and quarantine whose batch is not 'landed'."""
+    landed = {r.batch_id for r in ctx.lake.read(S.OPS_BATCHES.address).collect() if r.status == "landed"}
+    out = {}
+    for address in ("bronze.crm", S.BRONZE_QUARANTINE.address):
+        rows = ctx.lake.read(address).collect() if ctx.lake.exists(address) else []
+        out[address] = sum(1 for r in rows if r[S.BATCH_ID] not in landed)
+    return out
+
+
+@pytest.mark.parametrize("point", ["after_started", "after_bronze", "after_quarantine"])
+def test_rows_of_a_killed_batch_are_removed_even_when_the_file_changed(ctx, tmp_path: Path, point: str) -> None:  # noqa: ANN001
+    with pytest.raises(RuntimeError, match=f"killed at {point}"):
+        ingest.run(ctx, sources=["crm"], fault=_kill_at(point))
+    killed = ctx.lake.read(S.OPS_BATCHES.address).collect()
+    assert [(r.path, r.status) for r in killed] == [("crm/a_utf8.csv", "started")]
+    # The file is re-delivered with one more row before the rerun: a new batch id.
+    path = tmp_path / "data" / "crm" / "a_utf8.csv"
+    path.write_bytes(path.read_bytes() + b"K10;Nieuw;Klant;;;\n")
+    summary = ingest.run(ctx, sources=["crm"])
+    assert summary["crm"] == {"read": 9, "landed": 6, "quarantined": 3, "batches": 2}
+    keys = [r[S.RECORD_KEY] for r in ctx.lake.read("bronze.crm").collect()]
+    assert sorted(keys) == sorted(record_key("crm", k) for k in ("K1", "K2", "K10", "K6", "K7", "K8"))
+    assert ctx.lake.read(S.BRONZE_QUARANTINE.address).count() == 3
+    assert _orphans(ctx) == {"bronze.crm": 0, S.BRONZE_QUARANTINE.address: 0}
+    states = sorted((r.batch_id == killed[0].batch_id, r.path, r.status) for r in ctx.lake.read(S.OPS_BATCHES.address).collect())
+    assert states == [(False, "crm/a_utf8.csv", "landed"), (False, "crm/b_latin1.csv", "landed"), (True, "crm/a_utf8.csv", "rolled_back")]
+    run = [r for r in ctx.lake.read(S.OPS_RUNS.address).collect() if r.status == "succeeded"][0]
+    assert run.metrics["crm.rolled_back"] == "1"
+    assert ingest.run(ctx, sources=["crm"])["crm"]["read"] == 0  # and nothing more on the next run
+
+
+def test_a_run_killed_during_rollback_is_completed_by_the_next(ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    with pytest.raises(RuntimeError):
+        ingest.run(ctx, sources=["crm"], fault=_kill_at("after_quarantine"))
+    assert _orphans(ctx) == {"bronze.crm": 2, S.BRONZE_QUARANTINE.address: 3}
+    path = tmp_path / "data" / "crm" / "a_utf8.csv"
+    path.write_bytes(path.read_bytes() + b"K10;Nieuw;Klant;;;\n")
+    with pytest.raises(RuntimeError, match="killed at during_rollback"):
+        ingest.run(ctx, sources=["crm"], fault=_kill_at("during_rollback"))
+    assert _orphans(ctx) == {"bronze.crm": 0, S.BRONZE_QUARANTINE.address: 0}  # rows gone, batch still 'started'
+    assert {r.status for r in ctx.lake.read(S.OPS_BATCHES.address).collect()} == {"started"}
+    assert ingest.run(ctx, sources=["crm"])["crm"] == {"read": 9, "landed": 6, "quarantined": 3, "batches": 2}
+    assert ctx.lake.read("bronze.crm").count() == 6 and _orphans(ctx) == {"bronze.crm": 0, S.BRONZE_QUARANTINE.address: 0}
+
+
+def test_files_that_cannot_be_read_fail_alone_and_change_nothing(ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    data = tmp_path / "data"
+    (data / "crm" / "c_empty.csv").write_bytes(b"")
+    (data / "shop" / "z_utf16.ndjson").write_bytes('{"customer_id": "W9"}\n'.encode("utf-16"))
+    (data / "pos" / "n_corrupt.parquet").write_bytes(b"PAR1\x15\x04garbage, not a footerPAR1")
+    with pytest.raises(DataError) as info:
+        ingest.run(ctx)
+    message = str(info.value)
+    assert info.value.exit_code == 1
+    assert message.startswith("ingest failed (3): ")
+    assert f"source crm, file {data / 'crm' / 'c_empty.csv'}: cannot be read: the file is empty (0 bytes)" in message
+    assert f"source shop, file {data / 'shop' / 'z_utf16.ndjson'}: cannot be read: the file is UTF-16 text (byte order mark); expected utf-8 text" in message
+    assert f"source pos, file {data / 'pos' / 'n_corrupt.parquet'}: cannot be read as Parquet: " in message
+    # The good files of the same run landed; the bad ones left no row, batch or quarantine entry.
+    assert {n: ctx.lake.read(f"bronze.{n}").count() for n in ("crm", "shop", "pos")} == {"crm": 5, "shop": 2, "pos": 2}
+    batches = ctx.lake.read(S.OPS_BATCHES.address).collect()
+    assert sorted(b.path for b in batches) == ["crm/a_utf8.csv", "crm/b_latin1.csv", "pos/m.parquet", "shop/customers.ndjson"]
+    assert all(b.status == "landed" and b.rows_read == b.rows_landed + b.rows_quarantined for b in batches)
+    bad = ("c_empty.csv", "z_utf16.ndjson", "n_corrupt.parquet")
+    assert not [r for r in ctx.lake.read(S.BRONZE_QUARANTINE.address).collect() if r[S.FILE].endswith(bad)]
+    run = ctx.lake.read(S.OPS_RUNS.address).collect()[0]
+    assert (run.status, run.rows_in, run.rows_out, run.rows_quarantined) == ("failed", 16, 9, 7)
+    assert "c_empty.csv: cannot be read: the file is empty" in run.error and "n_corrupt.parquet" in run.error
+    for name in bad:
+        next((data).rglob(name)).unlink()
+    assert ingest.run(ctx)["crm"] == {"read": 0, "landed": 0, "quarantined": 0, "batches": 2}
+
+
+def test_jdbc_without_a_jdbc_section_is_a_config_error(make_ctx) -> None:  # noqa: ANN001
+    from jobs.common.errors import ConfigError
+    from jobs.common.runlog import Run
+    from jobs.ingest.config import SourceConfig
+
+    src = SourceConfig.model_construct(name="erp", format="jdbc", jdbc=None, primary_key=["id"], mapping={})
+    with pytest.raises(ConfigError) as info:
+        ingest.ingest_jdbc(make_ctx(), src, Run("r", "ingest", "h"), set())
+    assert info.value.problems == ["sources.erp.jdbc: got none; expected a jdbc section (url, table, user) for format jdbc"]
+
+
+def test_generated_sample_data_lands_every_source_and_reconciles(spark, tmp_path: Path) -> None:  # noqa: ANN001
+    from jobs.common.context import build_context
+    from jobs.ingest.generate import generate_sample_data
+
+    from conftest import pipeline_config
+
+    data, lake = tmp_path / "data", tmp_path / "lake"
+    generated = generate_sample_data(60, 5, str(data))
+    ctx = build_context(pipeline_config(data, lake), spark=spark)
+    summary = ingest.run(ctx)
+    names = {"crm", "webshop_customers", "webshop_orders", "pos_members", "pos_receipts", "email_subscribers", "email_events", "web_events"}
+    assert set(summary) == names
+    batches = ctx.lake.read(S.OPS_BATCHES.address).collect()
+    assert {b.source for b in batches} == names  # all five systems, eight configured sources
+    for b in batches:
+        assert b.status == "landed" and b.rows_landed > 0, b.path
+        assert b.rows_read == b.rows_landed + b.rows_quarantined, b.path
+        assert b.rows_read == generated["files"][b.path], b.path  # one row per generated line or Parquet row
+    assert sorted(b.path for b in batches) == sorted(f for f in generated["files"] if not f.startswith("ground_truth/"))
+    for name in names:
+        assert ctx.lake.read(f"bronze.{name}").count() == sum(b.rows_landed for b in batches if b.source == name)
+    assert ctx.lake.read(S.BRONZE_QUARANTINE.address).count() == sum(b.rows_quarantined for b in batches)
+    assert sum(b.rows_quarantined for b in batches if b.path == "web/events_broken.ndjson") == 3
+    run = ctx.lake.read(S.OPS_RUNS.address).collect()[0]
+    assert run.status == "succeeded"
+    assert run.rows_in == sum(b.rows_read for b in batches) == run.rows_out + run.rows_quarantined
+    assert (run.rows_out, run.rows_quarantined) == (sum(b.rows_landed for b in batches), sum(b.rows_quarantined for b in batches))
