@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 import time
 import uuid
@@ -442,23 +443,37 @@ class DeltaRsEngine(TableEngine):
         )
 
     def purge_history(self, path: str) -> None:
-        dt = self._table(path)
-        old = dict(dt.metadata().configuration)
-        dt.alter.set_table_properties(
+        """Erasure step: drop old versions and every log entry before the current version.
+
+        Log and file retention go to 0, vacuum removes the files old versions referenced, then the
+        table is loaded *again*: vacuum commits (VACUUM START/END), and a handle loaded before it
+        would checkpoint an older version and keep the log entries written since. The checkpoint
+        is taken at the current version and the log before it removed; what is left is checked.
+        """
+        old = dict(self._table(path).metadata().configuration)
+        self._table(path).alter.set_table_properties(
             {"delta.logRetentionDuration": "interval 0 seconds", "delta.deletedFileRetentionDuration": "interval 0 seconds"},
             raise_if_not_exists=False,
         )
-        dt = self._table(path)
         self.vacuum(path, 0)
+        dt = self._table(path)  # reload: the vacuum's own commits came after the handle above
         dt.create_checkpoint()
         dt.cleanup_metadata()
-        # Old log files before the checkpoint are gone; restore the retention settings for normal use.
+        if self._local(path):
+            checkpoint, leftover = log_files_before_checkpoint(path)
+            if leftover:
+                raise DataError(
+                    f"purge_history {path}: {len(leftover)} log file(s) older than the checkpoint at version "
+                    f"{checkpoint} survived clean-up (first: {os.path.basename(leftover[0])}); expected none, "
+                    "they can still hold deleted rows"
+                )
+        # Restore the retention settings for normal use (one metadata-only commit).
         restore = {
             "delta.logRetentionDuration": old.get("delta.logRetentionDuration", "interval 30 days"),
             "delta.deletedFileRetentionDuration": old.get("delta.deletedFileRetentionDuration", "interval 7 days"),
         }
         self._table(path).alter.set_table_properties(restore, raise_if_not_exists=False)
-        _remove_crc_and_staging(path)
+        _remove_staging(path)
 
     def history(self, path: str) -> list[dict[str, Any]]:
         return list(self._table(path).history())
@@ -580,21 +595,49 @@ class DeltaSparkEngine(TableEngine):
         return []
 
     def purge_history(self, path: str) -> None:
+        """Erasure step: vacuum 0, checkpoint, drop the log before the checkpoint.
+
+        delta-spark has no public API to checkpoint or clean the log on demand, so this goes
+        through the JVM ``DeltaLog`` over py4j (``sparkContext._jvm``): internals that can change
+        between Delta releases and that a Spark Connect session does not expose at all. Local
+        tables get the log before the checkpoint removed here (Delta's own clean-up rounds its
+        cut-off down to the day, so today's entries would stay); other file systems rely on
+        ``cleanUpExpiredLogs``.
+        """
+        if _is_connect(self.spark):
+            raise DataError(
+                f"purge_history {path}: got a Spark Connect session; the delta-spark engine checkpoints and "
+                "cleans the Delta log through the JVM DeltaLog (py4j), which Spark Connect does not expose. "
+                "Expected a classic Spark session (spark-submit, a Databricks job cluster) for erasure, "
+                "or lake.engine: delta-rs"
+            )
+        props = self._properties(path)
         self.spark.sql(
             f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ("
             "'delta.logRetentionDuration'='interval 0 seconds', "
             "'delta.deletedFileRetentionDuration'='interval 0 seconds')"
         )
         self.vacuum(path, 0)
-        jvm = self.spark.sparkContext._jvm  # type: ignore[attr-defined]
+        jvm = self.spark.sparkContext._jvm  # type: ignore[attr-defined]  # py4j: see the docstring
         delta_log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(self.spark._jsparkSession, path)  # type: ignore[attr-defined]
         delta_log.checkpoint()
-        delta_log.cleanUpExpiredLogs(delta_log.snapshot())
+        if "://" not in path or path.startswith("file:"):
+            _checkpoint, leftover = log_files_before_checkpoint(path.removeprefix("file:"))
+            for f in leftover:
+                os.remove(f)
+        else:
+            delta_log.cleanUpExpiredLogs(delta_log.snapshot())
+        log_retention = props.get("delta.logRetentionDuration", "interval 30 days")
+        file_retention = props.get("delta.deletedFileRetentionDuration", "interval 7 days")
         self.spark.sql(
             f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ("
-            "'delta.logRetentionDuration'='interval 30 days', "
-            "'delta.deletedFileRetentionDuration'='interval 7 days')"
+            f"'delta.logRetentionDuration'='{log_retention}', "
+            f"'delta.deletedFileRetentionDuration'='{file_retention}')"
         )
+
+    def _properties(self, path: str) -> dict[str, str]:
+        row = self.spark.sql(f"DESCRIBE DETAIL delta.`{path}`").select("properties").first()
+        return dict(row[0] or {}) if row is not None else {}
 
     def history(self, path: str) -> list[dict[str, Any]]:
         return [r.asDict(recursive=True) for r in self._dt(path).history().collect()]
@@ -635,8 +678,35 @@ def _partition_values(rel_dir: str) -> dict[str, str | None]:
     return values
 
 
-def _remove_crc_and_staging(path: str) -> None:
+def _remove_staging(path: str) -> None:
     shutil.rmtree(os.path.join(path, "_staging"), ignore_errors=True)
+
+
+# Delta log file names start with a 20-digit version: commits, checkpoints (single, multi-part,
+# v2), checksums and compacted logs.
+_LOG_VERSION = re.compile(r"^(\d{20})\.")
+
+
+def log_files_before_checkpoint(path: str) -> tuple[int | None, list[str]]:
+    """The last checkpoint's version and the log files of versions below it (local tables).
+
+    After a purge these must be gone: a commit before the checkpoint can hold a deleted row (a
+    statistic, a predicate) and nothing needs it any more, readers start from the checkpoint.
+    """
+    log_dir = os.path.join(path, "_delta_log")
+    try:
+        with open(os.path.join(log_dir, "_last_checkpoint"), encoding="utf-8") as fh:
+            checkpoint = int(json.load(fh)["version"])
+    except FileNotFoundError:
+        return None, []
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{log_dir}/_last_checkpoint: cannot read the checkpoint version ({exc}); expected JSON with a 'version'") from exc
+    older = []
+    for name in sorted(os.listdir(log_dir)):
+        m = _LOG_VERSION.match(name)
+        if m and int(m.group(1)) < checkpoint:
+            older.append(os.path.join(log_dir, name))
+    return checkpoint, older
 
 
 def pick_engine(spark: "SparkSession", choice: str = "auto") -> TableEngine:

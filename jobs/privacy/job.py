@@ -11,7 +11,8 @@ Erasure (``cdp privacy erase``), for one subject or a file of them, processed as
    Quarantined rows are found by record key and by the subject's values in their raw text.
 3. Rewrite landing files (the exact lines and Parquet rows that landed the deleted rows, plus any
    line still holding the subject's values) and register the rewritten file as landed, so ingest
-   does not land its other rows twice; rewrite export files the same way.
+   does not land its other rows twice; rewrite export files the same way. Earlier access
+   documents that hold the subject are removed whole.
 4. Suppression: salted hashes of the subject's identifiers and record keys go to
    privacy.suppression; ingest quarantines rows that would bring the person back ("suppressed").
 5. Re-resolve: clusters are recomputed from the remaining edges (so records that were only joined
@@ -19,17 +20,26 @@ Erasure (``cdp privacy erase``), for one subject or a file of them, processed as
 6. Purge history of every touched table: vacuum with retention 0, checkpoint, expire old log
    entries (the Delta log of a deleted row's file could otherwise keep it). Tables are created
    without column statistics (jobs/common/delta.py), so no PII sits in min/max stats either.
-7. Verify: scan every file under the lake root (tables, logs, checkpoints, exports, MLflow store),
-   the landing folders and extra paths for the subject's values (jobs/privacy/scan.py), and write
+7. Verify: scan every file under the scan roots (:func:`scan_roots`: lake root with tables, logs,
+   checkpoints and the MLflow store, landing folders, access documents, segment exports also
+   outside the lake, extra paths) for the subject's values (jobs/privacy/scan.py), and write
    privacy.audit: hashed subject reference, times, tables and versions touched, rows removed,
-   files rewritten, scan outcome. No PII in the audit, the run log or the logs.
+   files rewritten, scan outcome. No PII in the audit, the run log or the logs. A failed scan
+   fails the command (PrivacyError) after recording it.
 
 An identifier value that also belongs to a record of another, non-erased person (a shared family
-e-mail address) stays with that person; it is counted, not scanned for.
+e-mail address) stays with that person, and so does a namesake's name; they are counted, not
+scanned for.
+
+Right of access (``cdp privacy export``): :func:`access_document` for one subject, recorded as a
+run, a request and an audit row. Retention (``cdp privacy retention``): :func:`expired_rows`,
+then steps 2-7 without suppression.
 """
 
 from __future__ import annotations
 
+import csv
+import functools
 import hashlib
 import json
 import logging
@@ -40,13 +50,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.common import schemas as S
-from jobs.common.errors import ConfigError, DataError, PrivacyError
+from jobs.common.errors import DataError, PrivacyError
 from jobs.common.keys import salted_hash
 from jobs.common.runlog import record_run
 from jobs.golden.lookup import parse_subject
@@ -54,6 +65,8 @@ from jobs.golden.lookup import parse_subject
 from .scan import ScanResult, _groups, scan_for_values
 
 if TYPE_CHECKING:
+    from pyspark.sql import Column
+
     from jobs.common.context import Context
 
 log = logging.getLogger(__name__)
@@ -63,6 +76,9 @@ KEY_COLUMNS = (S.RECORD_KEY, "record_key", "record_key_l", "record_key_r", "even
 # Tables erasure never deletes from: the audit trail and suppression list hold hashes only.
 KEEP_TABLES = {S.PRIVACY_AUDIT.address, S.PRIVACY_SUPPRESSION.address, S.PRIVACY_REQUESTS.address, S.OPS_RUNS.address, S.OPS_BATCHES.address}
 ID_COLUMNS = ("email", "phone", "customer_number", "loyalty_card", "cookie_id", "device_id")
+# Source fields whose values the scan looks for (identifiers and names).
+NEEDLE_FIELDS = (*ID_COLUMNS, "given_name", "family_name", "full_name")
+TMP_VALUE = f"{S.TMP}value"
 
 
 @dataclass
@@ -154,41 +170,61 @@ def resolve_subjects(ctx: "Context", subjects: Sequence[tuple[str, str]]) -> Sub
     found.record_keys |= _expand(ctx, direct)
     if not found.record_keys and not found.person_ids:
         return found
-    keys = _keys_df(ctx, found.record_keys)
     if identity is not None:
+        keys = _keys_df(ctx, found.record_keys)
         found.person_ids.update(r.person_id for r in identity.join(keys, "record_key").select("person_id").distinct().collect())
-    if identifiers is not None:
-        own = identifiers.join(keys, "record_key", "left_semi").select("id_type", "id_value").distinct()
-        shared = (
-            identifiers.join(keys, "record_key", "left_anti")
-            .join(own, ["id_type", "id_value"], "left_semi")
-            .select("id_type", "id_value")
-            .distinct()
-            .collect()
-        )
-        shared_set = {(r.id_type, r.id_value) for r in shared}
-        found.shared_values = len(shared_set)
-        found.identifiers = {(r.id_type, r.id_value) for r in own.collect()} - shared_set
-    events = _read(ctx, S.SILVER_EVENTS.address)
-    if events is not None and found.identifiers:
-        ids = ctx.spark.createDataFrame(sorted(found.identifiers), "id_type string, id_value string")
-        cookies = [v for t, v in found.identifiers if t == S.ID_COOKIE]
-        tied = events.join(ids, ["id_type", "id_value"], "left_semi")
-        if cookies:
-            tied = tied.unionByName(events.where(F.col("cookie_id").isin(cookies)))
-        for r in tied.select("event_key", "record_key").distinct().collect():
-            found.event_keys.add(r.event_key)
-            if r.record_key:
-                found.event_record_keys.add(r.record_key)
+    attach_identifiers_and_events(ctx, found)
     return found
+
+
+def attach_identifiers_and_events(ctx: "Context", found: Subject) -> None:
+    """The identifiers only ``found.record_keys`` hold, and the events tied to them.
+
+    An identifier another (remaining) record also carries is shared (``shared_values``): it stays,
+    and so do the events tied to it, because they are that record's events too. Cookie ids tie
+    web events to the cookie's record as well.
+    """
+    identifiers = _read(ctx, S.SILVER_IDENTIFIERS.address)
+    if identifiers is None or not found.record_keys:
+        return
+    keys = _keys_df(ctx, found.record_keys)
+    own = identifiers.join(keys, "record_key", "left_semi").select("id_type", "id_value").distinct()
+    shared = (
+        identifiers.join(keys, "record_key", "left_anti")
+        .join(own, ["id_type", "id_value"], "left_semi")
+        .select("id_type", "id_value")
+        .distinct()
+        .collect()
+    )
+    shared_set = {(r.id_type, r.id_value) for r in shared}
+    found.shared_values += len(shared_set)
+    found.identifiers |= {(r.id_type, r.id_value) for r in own.collect()} - shared_set
+    events = _read(ctx, S.SILVER_EVENTS.address)
+    if events is None or not found.identifiers:
+        return
+    ids = ctx.spark.createDataFrame(sorted(found.identifiers), "id_type string, id_value string")
+    cookies = sorted(v for t, v in found.identifiers if t == S.ID_COOKIE)
+    tied = events.join(ids, ["id_type", "id_value"], "left_semi")
+    if cookies:
+        tied = tied.unionByName(events.join(_keys_df(ctx, cookies, "cookie_id"), "cookie_id", "left_semi"))
+    for r in tied.select("event_key", "record_key").distinct().collect():
+        found.event_keys.add(r.event_key)
+        if r.record_key:
+            found.event_record_keys.add(r.record_key)
 
 
 def _bronze_addresses(ctx: "Context") -> list[str]:
     return [t for t in ctx.lake.tables() if t.startswith("bronze.") and t != S.BRONZE_QUARANTINE.address]
 
 
-def collect_needles(ctx: "Context", found: Subject) -> None:
-    """The values the scan must not find: identifiers, names, raw values as received, hashes."""
+def collect_needles(ctx: "Context", found: Subject, keep_values_of_remaining_rows: bool = False) -> None:
+    """The values the scan must not find: identifiers, names, raw values as received, hashes.
+
+    Values other, remaining records also hold stay theirs (a shared family e-mail, a namesake's
+    full name). With ``keep_values_of_remaining_rows`` (retention: the rows removed are old, not a
+    person's) so do values any remaining bronze row or event still holds (a live member's loyalty
+    card on an expired receipt, a cookie's device id on newer page views).
+    """
     single: set[str] = set()
     pairs: set[tuple[str, str]] = set()
     for kind, value in found.identifiers:
@@ -209,7 +245,7 @@ def collect_needles(ctx: "Context", found: Subject) -> None:
         address = f"bronze.{src.name}"
         if not ctx.lake.exists(address):
             continue
-        wanted = {k: v for k, v in src.mapping.items() if k in ID_COLUMNS or k in ("given_name", "family_name", "full_name")}
+        wanted = {k: v for k, v in src.mapping.items() if k in NEEDLE_FIELDS}
         if not wanted:
             continue
         from jobs.ingest.job import bronze_column
@@ -230,23 +266,19 @@ def collect_needles(ctx: "Context", found: Subject) -> None:
             g, fam = cols.get("given_name"), cols.get("family_name")
             if g and fam and r[g] and r[fam]:
                 pairs.add((r[g], r[fam]))
-    # Values other, non-erased records also hold stay theirs (shared family e-mail).
-    identifiers = _read(ctx, S.SILVER_IDENTIFIERS.address)
-    if identifiers is not None and single:
-        values = ctx.spark.createDataFrame([(v,) for v in sorted(single)], "id_value string")
-        others = (
-            identifiers.join(values, "id_value")
-            .join(_keys_df(ctx, found.record_keys), "record_key", "left_anti")
-            .select("id_value")
-            .distinct()
-            .collect()
-        )
-        single -= {r.id_value for r in others}
+    held = _values_held_elsewhere(ctx, found, single, keep_values_of_remaining_rows)
+    found.shared_values += len(held - {v for _, v in found.identifiers})  # own identifiers are never held elsewhere
+    single -= held
     if records is not None and pairs:
         names = ctx.spark.createDataFrame(sorted(pairs), "g string, f string")
+        # Sources send the particle with the family name ('de Bruyn'); silver splits it off.
+        family = F.lower(F.col("f"))
+        same_name = (F.lower("given_name") == F.lower("g")) & (
+            (F.lower("family_name") == family) | (F.lower(F.concat_ws(" ", "name_particle", "family_name")) == family)
+        )
         others = (
             records.join(_keys_df(ctx, found.record_keys), "record_key", "left_anti")
-            .join(names, (F.lower("given_name") == F.lower("g")) & (F.lower("family_name") == F.lower("f")))
+            .join(names, same_name | (F.lower("full_name") == F.lower(F.concat_ws(" ", "g", "f"))))
             .select("g", "f")
             .distinct()
             .collect()
@@ -254,13 +286,50 @@ def collect_needles(ctx: "Context", found: Subject) -> None:
         namesakes = {(r.g, r.f) for r in others}
         found.shared_values += len(namesakes)
         pairs -= namesakes
-    hashed = set()
-    for v in single:
-        low = v.strip().lower()
-        hashed.add(hashlib.sha256(low.encode()).hexdigest())
-        if low.startswith("+"):
-            hashed.add(hashlib.sha256(low[1:].encode()).hexdigest())
-    found.needles = _groups([(v,) for v in single | hashed] + [p for p in pairs])
+    found.needles = _groups([(v,) for v in single | identifier_hashes(single)] + [p for p in pairs])
+
+
+def _values_held_elsewhere(ctx: "Context", found: Subject, values: set[str], remaining_rows: bool) -> set[str]:
+    """Those of ``values`` that rows outside the ones being removed still hold (compared lower-cased).
+
+    Always: identifiers and full names of other records. With ``remaining_rows`` also the mapped
+    identifier and name fields of remaining bronze rows and the identifiers of remaining events.
+    """
+    if not values:
+        return set()
+    wanted = ctx.spark.createDataFrame(sorted({(v.strip().lower(),) for v in values}), f"{TMP_VALUE} string")
+    probes: list[DataFrame] = []
+    identifiers = _read(ctx, S.SILVER_IDENTIFIERS.address)
+    if identifiers is not None:
+        rest = identifiers.join(_keys_df(ctx, found.record_keys), "record_key", "left_anti")
+        probes.append(rest.select(F.col("id_value").alias(TMP_VALUE)))
+    records = _read(ctx, S.SILVER_RECORDS.address)
+    if records is not None:
+        rest = records.join(_keys_df(ctx, found.record_keys), "record_key", "left_anti")
+        probes.append(rest.select(F.col("full_name").alias(TMP_VALUE)))
+    if remaining_rows:
+        events = _read(ctx, S.SILVER_EVENTS.address)
+        if events is not None:
+            rest = events.join(_keys_df(ctx, found.event_keys, "event_key"), "event_key", "left_anti")
+            probes += [rest.select(F.col(c).alias(TMP_VALUE)) for c in ("id_value", "cookie_id", "login_customer_number")]
+        from jobs.ingest.job import bronze_column
+
+        gone = _keys_df(ctx, found.record_keys | found.event_record_keys, S.RECORD_KEY)
+        for src in ctx.cfg.sources:
+            address = f"bronze.{src.name}"
+            if not ctx.lake.exists(address):
+                continue
+            bronze = ctx.lake.read(address)
+            columns = sorted({bronze_column(v) for k, v in src.mapping.items() if k in NEEDLE_FIELDS} & set(bronze.columns))
+            if columns:
+                rest = bronze.join(gone, S.RECORD_KEY, "left_anti")
+                probes += [rest.select(F.col(c).alias(TMP_VALUE)) for c in columns]
+    if not probes:
+        return set()
+    union = functools.reduce(DataFrame.unionByName, probes)
+    lowered = union.select(F.lower(F.trim(F.col(TMP_VALUE))).alias(TMP_VALUE))
+    held = {r[0] for r in lowered.join(wanted, TMP_VALUE, "left_semi").distinct().collect()}
+    return {v for v in values if v.strip().lower() in held}
 
 
 # --- deleting ----------------------------------------------------------------------------------
@@ -498,15 +567,20 @@ def reresolve(ctx: "Context") -> dict[str, Any]:
 # --- the commands --------------------------------------------------------------------------------
 
 
-def _scan_roots(ctx: "Context") -> list[str]:
-    roots = [ctx.lake_root, ctx.data_root, _access_dir(ctx)]
+def scan_roots(ctx: "Context") -> list[str]:
+    """Every place erasure verification scans: the lake, the landing data, access documents,
+    segment exports (an absolute export_dir may lie outside the lake), the MLflow store and the
+    configured extra paths. Folders inside another root are scanned once (the scan dedups)."""
+    roots = [ctx.lake_root, ctx.data_root, _access_dir(ctx), _export_root(ctx)]
     roots += [os.path.abspath(p) for p in ctx.cfg.privacy.scan_extra_paths]
     uri = ctx.cfg.mlflow.tracking_uri
     if uri and uri.startswith("sqlite:///"):
-        roots.append(os.path.dirname(uri[len("sqlite:///") :]))
+        roots.append(os.path.abspath(os.path.dirname(uri[len("sqlite:///") :]) or "."))
     elif uri and uri.startswith("file:"):
-        roots.append(uri[len("file:") :].lstrip("/") and "/" + uri[len("file:") :].lstrip("/"))
-    return roots
+        roots.append(os.path.abspath(urlparse(uri).path))
+    elif uri and "://" not in uri:
+        roots.append(os.path.abspath(uri))  # a plain path is an MLflow file store
+    return list(dict.fromkeys(roots))
 
 
 def _access_dir(ctx: "Context") -> str:
@@ -521,9 +595,9 @@ def _export_root(ctx: "Context") -> str:
 
 def erase(ctx: "Context", subjects: Sequence[str], reason: str = "erasure") -> dict[str, Any]:
     """Erase subjects (``TYPE:VALUE`` each) from every layer and prove it; see the module docstring."""
-    parsed = [parse_subject(s) for s in subjects]
+    parsed = list(dict.fromkeys(parse_subject(s) for s in subjects))
     if not parsed:
-        raise ConfigError("privacy erase: got no subject; expected --subject TYPE:VALUE or --file FILE")
+        raise PrivacyError("privacy erase: got no subject; expected --subject TYPE:VALUE or --file FILE")
     salt = ctx.cfg.privacy.salt
     requested = datetime.now(timezone.utc)
     requests = [
@@ -567,7 +641,7 @@ def erase(ctx: "Context", subjects: Sequence[str], reason: str = "erasure") -> d
         if result["outcome"] != "verified":
             raise PrivacyError(
                 f"erasure of {len(parsed)} subject(s) could not be verified: the scan found {result['scan_hits']} "
-                f"value(s) in {len(result['hit_files'])} file(s), first: {result['hit_files'][:3]}"
+                f"value(s) in {len(result['hit_files'])} file(s), first: {result['hit_files'][:3]}; expected none"
             )
     result["requests"] = [r["request_id"] for r in requests]
     result.pop("hit_files", None)
@@ -575,10 +649,14 @@ def erase(ctx: "Context", subjects: Sequence[str], reason: str = "erasure") -> d
 
 
 def erase_found(
-    ctx: "Context", found: Subject, run_id: str, suppress: bool, request_ids: Sequence[str] = ()
+    ctx: "Context", found: Subject, run_id: str, suppress: bool, request_ids: Sequence[str] = (), retention: bool = False
 ) -> dict[str, Any]:
-    """Steps 2 to 7 of the module docstring for what :func:`resolve_subjects` found."""
-    collect_needles(ctx, found)
+    """Steps 2 to 7 of the module docstring for what :func:`resolve_subjects` found.
+
+    ``retention`` removes old rows rather than a person: values remaining rows still hold are
+    not scanned for (see :func:`collect_needles`).
+    """
+    collect_needles(ctx, found, keep_values_of_remaining_rows=retention)
     quarantine_ids = _quarantine_ids(ctx, found)
     lines = landing_lines(ctx, found, quarantine_ids)
     removed = delete_everywhere(ctx, found, quarantine_ids)
@@ -599,14 +677,17 @@ def erase_found(
     changed = rewrite_files(landing, lines, found.needles) if ctx.cfg.privacy.landing_rewrite else {}
     register_rewritten(ctx, changed, run_id)
     changed.update(rewrite_files(_files_under(_export_root(ctx)) if os.path.isdir(_export_root(ctx)) else [], {}, found.needles))
-    # Earlier access-request documents of the subject.
+    # Earlier access-request documents of the subject: the whole document is about them.
     access = _access_dir(ctx)
-    if os.path.isdir(access):
-        changed.update(rewrite_files(_files_under(access), {}, found.needles))
+    if os.path.isdir(access) and found.needles:
+        for path in sorted(_files_under(access)):
+            if not scan_for_values([path], found.needles).clean:
+                os.remove(path)
+                changed[path] = 1
     if suppress:
         add_suppression(ctx, found, request_ids[0] if request_ids else run_id)
-    if found.record_keys or found.person_ids:
-        reresolve(ctx)
+    if found.record_keys or found.person_ids or found.event_keys:
+        reresolve(ctx)  # events too: profiles aggregate them
     touched = set(removed) | {S.MATCH_CLUSTERS.address, S.GOLDEN_IDENTITY_MAP.address, S.GOLDEN_PROFILES.address, S.GOLDEN_HOUSEHOLDS.address, S.GOLDEN_ID_CHANGES.address, S.SEGMENT_MEMBERSHIP.address, S.SEGMENT_EXPORTS.address}
     versions: dict[str, int] = {}
     for address in sorted(touched):
@@ -615,7 +696,7 @@ def erase_found(
             versions[address] = ctx.lake.version(address)
     # Spark checkpoints are transient copies of table data.
     shutil.rmtree(os.path.join(ctx.lake_root, "_checkpoints"), ignore_errors=True)
-    scan: ScanResult = scan_for_values(_scan_roots(ctx), found.needles)
+    scan: ScanResult = scan_for_values(scan_roots(ctx), found.needles)
     return {
         "persons": len(found.person_ids),
         "records": len(found.record_keys),
@@ -662,115 +743,261 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def export_subject(ctx: "Context", subject: str | Sequence[str], out: str | None = None) -> dict[str, Any]:
-    """Right of access / portability: one JSON document with everything held, per layer and source."""
-    if isinstance(subject, (list, tuple)):
-        if len(subject) != 1:
-            raise ConfigError(f"privacy export: got {len(subject)} subjects; expected exactly one --subject")
-        subject = subject[0]
-    kind, value = parse_subject(subject)
-    found = resolve_subjects(ctx, [(kind, value)])
-    if not found.record_keys and not found.person_ids:
-        raise DataError(f"privacy export: no records found for {kind} {value!r}")
-    salt = ctx.cfg.privacy.salt
+def _rows(df: DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts in a stable order (the same lake gives the same document)."""
+    rows = [_jsonable(r.asDict(recursive=True)) for r in df.collect()]
+    return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
+
+
+def identifier_hashes(values: Iterable[str]) -> set[str]:
+    """SHA-256 hex of values as hashed audiences carry them: trimmed, lower case; phones also without '+'."""
+    out = set()
+    for v in values:
+        low = v.strip().lower()
+        out.add(hashlib.sha256(low.encode()).hexdigest())
+        if low.startswith("+"):
+            out.add(hashlib.sha256(low[1:].encode()).hexdigest())
+    return out
+
+
+def segment_export_rows(ctx: "Context", found: Subject) -> list[dict[str, Any]]:
+    """The subject's rows in the audience files of segments.exports, with the manifest they belong to.
+
+    A row is the subject's when it names one of their person ids, or (hashed audiences carry no
+    id) holds the hash of an e-mail address or phone number only they hold.
+    """
+    if not ctx.lake.exists(S.SEGMENT_EXPORTS.address):
+        return []
+    hashes = identifier_hashes(v for t, v in found.identifiers if t in (S.ID_EMAIL, S.ID_PHONE))
+    out: list[dict[str, Any]] = []
+    manifests = ctx.lake.read(S.SEGMENT_EXPORTS.address).orderBy("created_at", "export_id").collect()
+    for m in manifests:
+        if not m.path or not os.path.isfile(m.path):
+            continue
+        with open(m.path, encoding="utf-8", newline="") as fh:
+            for line, row in enumerate(csv.DictReader(fh), start=2):
+                hashed = {v for c, v in row.items() if c and c.endswith("_sha256") and v}
+                if row.get("person_id") in found.person_ids or hashed & hashes:
+                    out.append(
+                        {
+                            "export_id": m.export_id,
+                            "segment": m.segment,
+                            "target": m.target,
+                            "path": m.path,
+                            "line": line,
+                            "run_id": m.run_id,
+                            "created_at": _jsonable(m.created_at),
+                            "row": dict(row),
+                        }
+                    )
+    return out
+
+
+def access_document(ctx: "Context", found: Subject, kind: str, reference: str) -> dict[str, Any]:
+    """Everything held about ``found``, per layer and table (bronze per source), with provenance.
+
+    Bronze rows carry their lineage (source, file, line, batch, ingestion time), silver rows their
+    source and batch, profiles the provenance of every surviving attribute, match pairs the level
+    and weight of every comparison (the explanation of each score).
+    """
     keys = _keys_df(ctx, found.record_keys)
-    doc: dict[str, Any] = {
-        "subject": {"type": kind, "reference": subject_hash(salt, kind, value)},
+    raw_keys = _keys_df(ctx, found.record_keys | found.event_record_keys, S.RECORD_KEY)
+    pids = _keys_df(ctx, found.person_ids, "person_id")
+    layers: dict[str, dict[str, Any]] = {"bronze": {}, "silver": {}, "match": {}, "golden": {}, "segments": {}}
+
+    def put(layer: str, address: str, df: DataFrame | None) -> None:
+        if df is not None:
+            layers[layer][address.split(".", 1)[1]] = _rows(df)
+
+    for address in _bronze_addresses(ctx):
+        put("bronze", address, ctx.lake.read(address).join(raw_keys, S.RECORD_KEY, "left_semi"))
+    q = _read(ctx, S.BRONZE_QUARANTINE.address)
+    put("bronze", S.BRONZE_QUARANTINE.address, q.join(raw_keys, S.RECORD_KEY, "left_semi") if q is not None else None)
+    for address in (S.SILVER_RECORDS.address, S.SILVER_IDENTIFIERS.address):
+        df = _read(ctx, address)
+        put("silver", address, df.join(keys, "record_key", "left_semi") if df is not None else None)
+    events = _read(ctx, S.SILVER_EVENTS.address)
+    put("silver", S.SILVER_EVENTS.address, events.join(_keys_df(ctx, found.event_keys, "event_key"), "event_key", "left_semi") if events is not None else None)
+    for spec in (S.MATCH_PAIRS, S.MATCH_EDGES):
+        df = _read(ctx, spec.address)
+        if df is not None:
+            left = df.join(keys.withColumnRenamed("record_key", "record_key_l"), "record_key_l", "left_semi")
+            right = df.join(keys.withColumnRenamed("record_key", "record_key_r"), "record_key_r", "left_semi")
+            put("match", spec.address, left.unionByName(right).dropDuplicates(list(spec.key)))
+    clusters = _read(ctx, S.MATCH_CLUSTERS.address)
+    put("match", S.MATCH_CLUSTERS.address, clusters.join(keys, "record_key", "left_semi") if clusters is not None else None)
+    for address in (S.GOLDEN_PROFILES.address, S.GOLDEN_HOUSEHOLDS.address, S.GOLDEN_IDENTITY_MAP.address):
+        df = _read(ctx, address)
+        put("golden", address, df.join(pids, "person_id", "left_semi") if df is not None else None)
+    changes = _read(ctx, S.GOLDEN_ID_CHANGES.address)
+    if changes is not None:
+        related = pids.withColumnRenamed("person_id", "related_person_id")
+        mine = changes.join(pids, "person_id", "left_semi").unionByName(changes.join(related, "related_person_id", "left_semi"))
+        put("golden", S.GOLDEN_ID_CHANGES.address, mine.dropDuplicates(list(S.GOLDEN_ID_CHANGES.key)))
+    membership = _read(ctx, S.SEGMENT_MEMBERSHIP.address)
+    put("segments", S.SEGMENT_MEMBERSHIP.address, membership.join(pids, "person_id", "left_semi") if membership is not None else None)
+    layers["segments"]["exports"] = segment_export_rows(ctx, found)
+    return {
+        "subject": {"type": kind, "reference": reference},
         "generated_at": datetime.now(timezone.utc).isoformat(),
         "person_ids": sorted(found.person_ids),
-        "layers": {},
+        "record_keys": sorted(found.record_keys),
+        "layers": layers,
     }
-    layers: dict[str, Any] = doc["layers"]
-    bronze: dict[str, Any] = {}
-    for address in _bronze_addresses(ctx):
-        rows = ctx.lake.read(address).join(_keys_df(ctx, found.record_keys | found.event_record_keys, S.RECORD_KEY), S.RECORD_KEY, "left_semi").collect()
-        if rows:
-            bronze[address.split(".", 1)[1]] = [_jsonable(r.asDict(recursive=True)) for r in rows]
-    layers["bronze"] = bronze
-    silver: dict[str, Any] = {}
-    for address, column, frame in (
-        (S.SILVER_RECORDS.address, "record_key", keys),
-        (S.SILVER_IDENTIFIERS.address, "record_key", keys),
-        (S.SILVER_EVENTS.address, "event_key", _keys_df(ctx, found.event_keys, "event_key")),
-    ):
-        if ctx.lake.exists(address):
-            rows = ctx.lake.read(address).join(frame, column, "left_semi").collect()
-            silver[address.split(".", 1)[1]] = [_jsonable(r.asDict(recursive=True)) for r in rows]
-    layers["silver"] = silver
-    pid = _keys_df(ctx, found.person_ids, "person_id")
-    golden: dict[str, Any] = {}
-    for address in (S.GOLDEN_PROFILES.address, S.GOLDEN_HOUSEHOLDS.address, S.GOLDEN_IDENTITY_MAP.address):
-        if ctx.lake.exists(address):
-            rows = ctx.lake.read(address).join(pid, "person_id", "left_semi").collect()
-            golden[address.split(".", 1)[1]] = [_jsonable(r.asDict(recursive=True)) for r in rows]
-    layers["golden"] = golden
-    if ctx.lake.exists(S.SEGMENT_MEMBERSHIP.address):
-        rows = ctx.lake.read(S.SEGMENT_MEMBERSHIP.address).join(pid, "person_id", "left_semi").collect()
-        layers["segments"] = {"membership": [_jsonable(r.asDict(recursive=True)) for r in rows]}
-    if ctx.lake.exists(S.MATCH_CLUSTERS.address):
-        rows = ctx.lake.read(S.MATCH_CLUSTERS.address).join(keys, "record_key", "left_semi").collect()
-        layers["match"] = {"clusters": [_jsonable(r.asDict(recursive=True)) for r in rows]}
+
+
+def export_subject(ctx: "Context", subject: str | Sequence[str] | None, out: str | None = None) -> dict[str, Any]:
+    """Right of access / portability (GDPR art. 15, 20): one JSON document with everything held.
+
+    Recorded like every job: a run in ops.runs, a privacy.requests row (state received -> done or
+    failed) and an audit row; none of them, nor the logs, hold the subject's values.
+    """
+    if isinstance(subject, (list, tuple)):
+        if len(subject) != 1:
+            raise PrivacyError(f"privacy export: got {len(subject)} subjects; expected exactly one --subject TYPE:VALUE")
+        subject = subject[0]
+    if not subject:
+        raise PrivacyError("privacy export: got no subject; expected --subject TYPE:VALUE")
+    kind, value = parse_subject(subject)
+    reference = subject_hash(ctx.cfg.privacy.salt, kind, value)
     request_id = f"req-{uuid.uuid4().hex[:12]}"
-    if out is None:
-        os.makedirs(_access_dir(ctx), exist_ok=True)
-        out = os.path.join(_access_dir(ctx), f"access-{request_id}.json")
-    with open(out, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=2, ensure_ascii=False, sort_keys=True, default=str)
-    now = datetime.now(timezone.utc)
-    ref = doc["subject"]["reference"]
-    ctx.lake.upsert_rows(
-        S.PRIVACY_REQUESTS.address,
-        [{"request_id": request_id, "kind": "access", "subject_hash": ref, "state": "done", "received_at": now, "completed_at": now, "run_id": None}],
-        S.PRIVACY_REQUESTS.schema,
-        ["request_id"],
-    )
-    ctx.lake.append_rows(
-        S.PRIVACY_AUDIT.address,
-        [{"request_id": request_id, "kind": "access", "subject_hash": ref, "requested_at": now, "completed_at": now, "tables": {}, "versions": {}, "rows_removed": 0, "files_rewritten": 0, "scan_files": 0, "scan_hits": 0, "outcome": "exported", "run_id": None}],
-        S.PRIVACY_AUDIT.schema,
-    )
-    counts = {layer: {t: len(v) for t, v in tables.items()} for layer, tables in layers.items()}
-    return {"out": os.path.abspath(out), "persons": len(found.person_ids), "records": len(found.record_keys), "counts": counts}
+    received = datetime.now(timezone.utc)
+    with record_run(ctx.lake, "privacy_export", ctx.config_hash, ctx.parent_run_id) as run:
+        request = {"request_id": request_id, "kind": "access", "subject_hash": reference, "state": "received", "received_at": received, "completed_at": None, "run_id": run.run_id}
+        ctx.lake.upsert_rows(S.PRIVACY_REQUESTS.address, [request], S.PRIVACY_REQUESTS.schema, ["request_id"])
+        found = resolve_subjects(ctx, [(kind, value)])
+        if not found.record_keys:
+            request.update(state="failed", completed_at=datetime.now(timezone.utc))
+            ctx.lake.upsert_rows(S.PRIVACY_REQUESTS.address, [request], S.PRIVACY_REQUESTS.schema, ["request_id"])
+            raise PrivacyError(
+                f"privacy export: no records found for the {kind} subject (reference {reference[:16]}); expected "
+                f"{'a person id in golden.identity_map' if kind == S.ID_PERSON else f'an identifier of type {kind} in silver.identifiers'}"
+            )
+        run.stage(f"resolved: {len(found.person_ids)} persons, {len(found.record_keys)} records, {len(found.event_keys)} events")
+        doc = access_document(ctx, found, kind, reference)
+        if out is None:
+            os.makedirs(_access_dir(ctx), exist_ok=True)
+            out = os.path.join(_access_dir(ctx), f"access-{request_id}.json")
+        tmp = f"{out}.cdp-tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+        os.replace(tmp, out)
+        counts = {layer: {t: len(v) for t, v in tables.items()} for layer, tables in doc["layers"].items()}
+        run.rows_in = len(found.record_keys) + len(found.event_keys)
+        run.rows_out = sum(n for tables in counts.values() for n in tables.values())
+        for layer, tables in counts.items():
+            for t, n in tables.items():
+                run.metric(f"rows.{layer}.{t}", n)
+        run.stage("access document written", run.rows_out)
+        done = datetime.now(timezone.utc)
+        request.update(state="done", completed_at=done)
+        ctx.lake.upsert_rows(S.PRIVACY_REQUESTS.address, [request], S.PRIVACY_REQUESTS.schema, ["request_id"])
+        ctx.lake.append_rows(
+            S.PRIVACY_AUDIT.address,
+            [{"request_id": request_id, "kind": "access", "subject_hash": reference, "requested_at": received, "completed_at": done, "tables": {}, "versions": {}, "rows_removed": 0, "files_rewritten": 0, "scan_files": 0, "scan_hits": 0, "outcome": "exported", "run_id": run.run_id}],
+            S.PRIVACY_AUDIT.schema,
+        )
+    return {"out": os.path.abspath(out), "request": request_id, "run_id": run.run_id, "persons": len(found.person_ids), "records": len(found.record_keys), "counts": counts}
 
 
 # --- retention ---------------------------------------------------------------------------------
 
 
-def retention(ctx: "Context") -> dict[str, Any]:
-    """Delete records older than their source's retention_days, through the erasure path."""
+def _timestamp(at: datetime) -> "Column":
+    """A UTC wall-clock time as a Spark timestamp (read in the session time zone, UTC), whatever
+    the driver's local time zone is."""
+    return F.lit(at.strftime("%Y-%m-%d %H:%M:%S")).cast("timestamp")
+
+
+def expired_rows(ctx: "Context") -> Subject:
+    """Records and events older than their source's ``retention_days`` at the run date.
+
+    A persons source's records expire by their last change (updated, else created, else ingested);
+    so do the anonymous records an events source derives (``records_from``), under its
+    ``records_source`` name. Then, as for a subject, the events tied to identifiers only expired
+    records hold go too. An events source's own events expire by ``event_at``.
+    A person id goes only when every record of the person expired, so a person who keeps a
+    record keeps their id, household and segment history.
+    """
+    found = Subject()
+    day = datetime.combine(ctx.run_date, datetime.min.time())
+    record_cutoffs: dict[str, datetime] = {}
+    event_cutoffs: dict[str, datetime] = {}
+    for src in ctx.cfg.sources:
+        if not src.retention_days:
+            continue
+        cutoff = day - timedelta(days=src.retention_days)
+        if src.kind == "events":
+            event_cutoffs[src.name] = cutoff
+            if src.records_from:
+                record_cutoffs[src.records_source or src.name] = cutoff
+        else:
+            record_cutoffs[src.name] = cutoff
     records = _read(ctx, S.SILVER_RECORDS.address)
-    if records is None:
-        return {"records": 0}
-    cutoff_by_source = {
-        s.records_source or s.name: datetime.combine(ctx.run_date, datetime.min.time(), timezone.utc) - timedelta(days=s.retention_days)
-        for s in ctx.cfg.sources
-        if s.retention_days
-    }
-    if not cutoff_by_source:
-        return {"records": 0}
-    seen = F.coalesce("source_updated_at", "source_created_at", "ingested_at")
-    cond = None
-    for source, cutoff in cutoff_by_source.items():
-        c = (F.col("source") == F.lit(source)) & (seen < F.lit(cutoff.replace(tzinfo=None)))
-        cond = c if cond is None else cond | c
-    expired = {r.record_key for r in records.where(cond).select("record_key").collect()}
+    if records is not None and record_cutoffs:
+        seen = F.coalesce("source_updated_at", "source_created_at", "ingested_at")
+        cond = functools.reduce(
+            lambda a, b: a | b,
+            [(F.col("source") == F.lit(name)) & (seen < _timestamp(cutoff)) for name, cutoff in sorted(record_cutoffs.items())],
+        )
+        found.record_keys = {r.record_key for r in records.where(cond).select("record_key").collect()}
+    identity = _read(ctx, S.GOLDEN_IDENTITY_MAP.address)
+    if identity is not None and found.record_keys:
+        expired = _keys_df(ctx, found.record_keys)
+        touched = identity.join(expired, "record_key", "left_semi").select("person_id").distinct()
+        keeping = identity.join(expired, "record_key", "left_anti").select("person_id").distinct()
+        found.person_ids = {r.person_id for r in touched.join(keeping, "person_id", "left_anti").collect()}
+    attach_identifiers_and_events(ctx, found)
+    events = _read(ctx, S.SILVER_EVENTS.address)
+    if events is not None and event_cutoffs:
+        cond = functools.reduce(
+            lambda a, b: a | b,
+            [(F.col("source") == F.lit(name)) & (F.col("event_at") < _timestamp(cutoff)) for name, cutoff in sorted(event_cutoffs.items())],
+        )
+        for r in events.where(cond).select("event_key", "record_key").collect():
+            found.event_keys.add(r.event_key)
+            if r.record_key:
+                found.event_record_keys.add(r.record_key)
+    return found
+
+
+def retention(ctx: "Context") -> dict[str, Any]:
+    """Delete expired records and events (:func:`expired_rows`) through the erasure path.
+
+    Verified like an erasure: the scan must find none of the removed rows' own values (values
+    remaining rows still hold are theirs). A failed verification is recorded (audit, request,
+    failed run) and raised as :class:`PrivacyError`.
+    """
     with record_run(ctx.lake, "privacy_retention", ctx.config_hash, ctx.parent_run_id) as run:
-        if not expired:
-            run.metric("records", 0)
-            return {"records": 0, "outcome": "nothing expired"}
-        found = Subject(record_keys=expired)
-        identifiers = _read(ctx, S.SILVER_IDENTIFIERS.address)
-        if identifiers is not None:
-            for r in identifiers.join(_keys_df(ctx, expired), "record_key").select("id_type", "id_value").distinct().collect():
-                found.identifiers.add((r.id_type, r.id_value))
-        result = erase_found(ctx, found, run.run_id, suppress=False)
+        found = expired_rows(ctx)
+        run.stage(f"expired: {len(found.record_keys)} records, {len(found.event_keys)} events, {len(found.person_ids)} whole persons")
+        run.metric("records", len(found.record_keys))
+        run.metric("events", len(found.event_keys))
+        if not found.record_keys and not found.event_keys:
+            return {"records": 0, "events": 0, "rows_removed": 0, "outcome": "nothing expired"}
+        requested = datetime.now(timezone.utc)
+        request_id = f"ret-{run.run_id}"
+        request = {"request_id": request_id, "kind": "retention", "subject_hash": None, "state": "received", "received_at": requested, "completed_at": None, "run_id": run.run_id}
+        ctx.lake.upsert_rows(S.PRIVACY_REQUESTS.address, [request], S.PRIVACY_REQUESTS.schema, ["request_id"])
+        result = erase_found(ctx, found, run.run_id, suppress=False, retention=True)
+        run.rows_in = len(found.record_keys) + len(found.event_keys)
         run.rows_out = result["rows_removed"]
-        run.metric("records", len(expired))
-        now = datetime.now(timezone.utc)
+        for k in ("rows_removed", "files_rewritten", "scan_files", "scan_hits"):
+            run.metric(k, result[k])
+        done = datetime.now(timezone.utc)
+        request.update(state="done" if result["outcome"] == "verified" else "failed", completed_at=done)
+        ctx.lake.upsert_rows(S.PRIVACY_REQUESTS.address, [request], S.PRIVACY_REQUESTS.schema, ["request_id"])
         ctx.lake.append_rows(
             S.PRIVACY_AUDIT.address,
-            [{"request_id": f"ret-{run.run_id}", "kind": "retention", "subject_hash": None, "requested_at": now, "completed_at": now, "tables": result["tables"], "versions": result["versions"], "rows_removed": result["rows_removed"], "files_rewritten": result["files_rewritten"], "scan_files": result["scan_files"], "scan_hits": result["scan_hits"], "outcome": result["outcome"], "run_id": run.run_id}],
+            [{"request_id": request_id, "kind": "retention", "subject_hash": None, "requested_at": requested, "completed_at": done, "tables": result["tables"], "versions": result["versions"], "rows_removed": result["rows_removed"], "files_rewritten": result["files_rewritten"], "scan_files": result["scan_files"], "scan_hits": result["scan_hits"], "outcome": result["outcome"], "run_id": run.run_id}],
             S.PRIVACY_AUDIT.schema,
         )
+        if result["outcome"] != "verified":
+            raise PrivacyError(
+                f"retention of {len(found.record_keys)} record(s) and {len(found.event_keys)} event(s) could not be verified: "
+                f"the scan found {result['scan_hits']} value(s) in {len(result['hit_files'])} file(s), first: {result['hit_files'][:3]}; "
+                "expected none"
+            )
     result.pop("hit_files", None)
+    result["request"] = request_id
     return result

@@ -86,6 +86,13 @@ def _word_regex(needle: str) -> str:
     return r"(?:^|[^\pL\pN])" + re.escape(needle) + r"(?:$|[^\pL\pN])"
 
 
+def _words_regex(needles: Sequence[str]) -> str:
+    """RE2 pattern: any of the needles as a whole word."""
+    import re
+
+    return r"(?:^|[^\pL\pN])(?:" + "|".join(re.escape(x) for x in needles) + r")(?:$|[^\pL\pN])"
+
+
 def _word_bytes(needle: bytes) -> "re.Pattern[bytes]":
     import re
 
@@ -103,6 +110,7 @@ def row_mask(table, groups: Sequence[tuple[str, ...]]) -> np.ndarray:  # noqa: A
         return mask_all
     needles = sorted({x for g in groups for x in g})
     found = {x: np.zeros(n, dtype=bool) for x in needles}
+    any_needle = _words_regex(needles)
     for col in table.columns:
         for leaf, parents in _string_leaves(col, None):
             if pa.types.is_large_binary(leaf.type) or pa.types.is_binary(leaf.type):
@@ -113,11 +121,19 @@ def row_mask(table, groups: Sequence[tuple[str, ...]]) -> np.ndarray:  # noqa: A
             if len(leaf) == 0:
                 continue
             low = pc.utf8_lower(leaf)
+            # One pass with every needle first: most values hold none, and one RE2 alternation
+            # is far cheaper than a pass per needle. Only the values it matched are searched
+            # needle by needle.
+            pre = pc.fill_null(pc.match_substring_regex(low, any_needle), False).to_numpy(zero_copy_only=False)
+            if not pre.any():
+                continue
+            rows = np.nonzero(pre)[0]
+            candidates = low.take(pa.array(rows))
             for x in needles:
-                m = pc.fill_null(pc.match_substring_regex(low, _word_regex(x)), False).to_numpy(zero_copy_only=False)
+                m = pc.fill_null(pc.match_substring_regex(candidates, _word_regex(x)), False).to_numpy(zero_copy_only=False)
                 if not m.any():
                     continue
-                hit = np.nonzero(m)[0]
+                hit = rows[np.nonzero(m)[0]]
                 found[x][hit if parents is None else parents[hit]] = True
     for g in groups:
         mask = np.ones(n, dtype=bool)

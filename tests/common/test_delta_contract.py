@@ -159,14 +159,60 @@ def test_partitioned_table(spark, lake):  # noqa: ANN001
     assert sorted((r.k, r.src, r.n) for r in back.collect()) == [("a", "crm", 1), ("b", "pos", 2), ("c", "crm", 3), ("d", "web", 4)]
 
 
-def test_vacuum_and_purge_history_remove_old_versions(spark, lake):  # noqa: ANN001
-    lake.append("t.e", frame(spark))
-    lake.delete_keys("t.e", "k", spark.createDataFrame([("a",)], "k string"))
+# Distinctive values: one in a row deleted by key (lives in a data file), one in a key deleted by
+# predicate (the predicate is written into the commit, so it lives in _delta_log).
+ERASED_VALUE = "Quxbertha-Zwolle-7731"
+LOGGED_KEY = "zz-logged-key-9913"
+
+
+def _files_holding(folder: str, needle: str) -> list[str]:
+    """Files under ``folder`` whose bytes, or whose decoded Parquet values, contain ``needle``."""
+    import pyarrow.parquet as pq
+
+    hits = []
+    for f in sorted(glob.glob(os.path.join(folder, "**", "*"), recursive=True)):
+        if not os.path.isfile(f):
+            continue
+        with open(f, "rb") as fh:
+            data = fh.read()
+        if f.endswith(".parquet"):
+            # Checkpoints and data files are compressed: search the values too.
+            data += json.dumps(pq.read_table(f).to_pylist(), default=str).encode()
+        if needle.encode() in data:
+            hits.append(os.path.relpath(f, folder))
+    return hits
+
+
+def test_purge_history_leaves_only_the_checkpoint_and_no_deleted_value(spark, lake):  # noqa: ANN001
+    rows = [ROWS[0][:7] + ({"note": ERASED_VALUE},) + ROWS[0][8:], ROWS[1], ROWS[2]]
+    lake.append("t.e", frame(spark, rows))
+    lake.append("t.e", frame(spark, [(LOGGED_KEY, 7, None, None, None, None, None, None, None)]))
+    assert lake.delete_keys("t.e", "k", spark.createDataFrame([("a",)], "k string")) == 1
+    assert lake.delete("t.e", f"k = '{LOGGED_KEY}'") == 1
     path = lake.path("t.e")
+    log_dir = os.path.join(path, "_delta_log")
+    # Before the purge both values are still on disk: the row in an old data file, the key in the log.
+    assert _files_holding(path, ERASED_VALUE) and not any(f.startswith("_delta_log") for f in _files_holding(path, ERASED_VALUE))
+    assert any(f.startswith("_delta_log") for f in _files_holding(path, LOGGED_KEY))
+
     lake.purge_history("t.e")
+
     with pytest.raises(Exception):  # noqa: B017 - old versions are gone
         lake.read("t.e", version=0).count()
-    # No data file still holds the deleted row, and the log holds no statistics or values.
+    assert _files_holding(path, ERASED_VALUE) == []
+    assert _files_holding(path, LOGGED_KEY) == []
+    # The log: _last_checkpoint, the checkpoint, and commits at or after its version only.
+    with open(os.path.join(log_dir, "_last_checkpoint"), encoding="utf-8") as fh:
+        checkpoint = json.load(fh)["version"]
+    names = sorted(os.listdir(log_dir))
+    checkpoints = [n for n in names if ".checkpoint" in n]
+    commits = [n for n in names if n.endswith(".json") and ".checkpoint" not in n]
+    assert checkpoints and {int(n.split(".")[0]) for n in checkpoints} == {checkpoint}
+    assert checkpoint >= 4  # after the two appends, both deletes and the purge's own commits
+    assert commits and all(int(n.split(".")[0]) >= checkpoint for n in commits), names
+    assert set(names) - set(checkpoints) - set(commits) <= {"_last_checkpoint"} | {n for n in names if n.endswith(".crc")}
+    assert len(lake.history("t.e")) == len(commits) <= 3
+    # Data files: only the remaining rows, and the table reads them.
     import pyarrow.parquet as pq
 
     keys = set()
@@ -174,9 +220,27 @@ def test_vacuum_and_purge_history_remove_old_versions(spark, lake):  # noqa: ANN
         if "_delta_log" not in f:
             keys |= set(pq.read_table(f).column("k").to_pylist())
     assert keys == {"b", "c"}
-    log_text = "".join(open(f, encoding="utf-8").read() for f in glob.glob(os.path.join(path, "_delta_log", "*.json")))
-    assert "Bello" not in log_text and "Utrecht" not in log_text
-    assert lake.read("t.e").count() == 2
+    assert sorted(r.k for r in lake.read("t.e").collect()) == ["b", "c"]
+    # Normal retention is back for the next writes.
+    lake.append("t.e", frame(spark, ROWS[:1]))
+    assert lake.read("t.e").count() == 3
+
+
+def test_delta_rs_purge_fails_when_old_log_files_survive(spark, lake_root, monkeypatch):  # noqa: ANN001
+    from deltalake import DeltaTable
+
+    lake = Lake(spark, str(lake_root), DeltaRsEngine(spark))
+    lake.append("t.left", frame(spark, ROWS[:1]))
+    lake.append("t.left", frame(spark, ROWS[1:]))
+    monkeypatch.setattr(DeltaTable, "cleanup_metadata", lambda self: None)
+    with pytest.raises(DataError, match=r"purge_history .*t/left: \d+ log file\(s\) older than the checkpoint at version \d+ survived"):
+        lake.purge_history("t.left")
+
+
+def test_delta_spark_purge_refuses_spark_connect() -> None:
+    connect_session = type("SparkSession", (), {"__module__": "pyspark.sql.connect.session"})()
+    with pytest.raises(DataError, match=r"purge_history /lake/t/x: got a Spark Connect session; .*lake.engine: delta-rs"):
+        DeltaSparkEngine(connect_session).purge_history("/lake/t/x")
 
 
 def test_log_has_no_min_max_statistics(spark, lake):  # noqa: ANN001

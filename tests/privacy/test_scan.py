@@ -62,3 +62,29 @@ def test_rewrite_files_drops_exact_lines_and_subject_lines_only(tmp_path: Path) 
     assert changed == {str(csv): 2, str(par): 2}
     assert csv.read_bytes().decode("latin-1") == "klantnummer;voornaam;achternaam\nK2;Piet;Jansen\n"
     assert pq.read_table(par).column("card").to_pylist() == ["3"]
+
+
+def test_scan_roots_cover_exports_access_documents_and_mlflow_outside_the_lake(make_ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    from jobs.privacy.job import scan_roots
+
+    exports, access, extra, mlruns = (tmp_path / n for n in ("audiences", "access", "extra", "mlruns"))
+    ctx = make_ctx(
+        segments={"export_dir": str(exports)},
+        privacy={"salt": "test-salt-123", "export_dir": str(access), "scan_extra_paths": [str(extra)]},
+        mlflow={"tracking_uri": f"file://{mlruns}"},
+    )
+    lake, data = str(tmp_path / "lake"), str(tmp_path / "data")
+    assert scan_roots(ctx) == [lake, data, str(access), str(exports), str(extra), str(mlruns)]
+    # An audience file outside the lake is scanned.
+    (exports / "seg" / "run").mkdir(parents=True)
+    (exports / "seg" / "run" / "email_csv.csv").write_text("person_id,email\nP1,jan.jansen@example.nl\n", encoding="utf-8")
+    result = scan_for_values(scan_roots(ctx), NEEDLES)
+    assert result.hits > 0 and [Path(p).name for p in result.hit_files] == ["email_csv.csv"]
+
+
+def test_scan_roots_default_exports_and_sqlite_mlflow_stay_under_the_lake(make_ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    from jobs.privacy.job import scan_roots
+
+    ctx = make_ctx(privacy={"salt": "test-salt-123"}, mlflow={"tracking_uri": f"sqlite:///{tmp_path / 'ml' / 'mlflow.db'}"})
+    lake = str(tmp_path / "lake")
+    assert scan_roots(ctx) == [lake, str(tmp_path / "data"), f"{lake}/privacy_exports", f"{lake}/exports", str(tmp_path / "ml")]
