@@ -47,7 +47,7 @@ setup(
     version="0.1.0",
     description="Customer data platform core: identity resolution, golden profiles and GDPR erasure on PySpark",
     packages=find_packages(include=["jobs", "jobs.*"]),
-    package_data={"jobs": ["py.typed"]},
+    package_data={"jobs": ["py.typed", "common/jvm/cdp/udf/*.java"]},
     python_requires=">=3.11,<3.13",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,

@@ -148,7 +148,7 @@ def cmd_match(args: argparse.Namespace) -> int:
         print(result["table"])
         return 0
     else:
-        result = job.run(ctx, incremental=args.incremental)
+        result = job.run(ctx, incremental=args.incremental, retrain=args.retrain)
     _print_result("match", result)
     return 0
 
@@ -169,12 +169,42 @@ def cmd_privacy(args: argparse.Namespace) -> int:
 
 
 def _subjects(args: argparse.Namespace) -> list[str]:
-    from jobs.common.errors import ConfigError
+    """Every --subject and every line of --file (blank lines and '#' comments skipped), checked.
 
-    subjects = list(args.subject or [])
+    A malformed subject fails without repeating it (it is personal data); a line of the file is
+    named by file and line number. All problems are reported together.
+    """
+    from jobs.common.errors import ConfigError
+    from jobs.golden.lookup import parse_subject
+
+    problems: list[str] = []
+    subjects: list[str] = []
+    for i, subject in enumerate(args.subject or [], start=1):
+        try:
+            parse_subject(subject)
+        except ConfigError as exc:
+            problems += [f"--subject #{i}: {p}" for p in exc.problems]
+        subjects.append(subject)
     if args.file:
-        with open(args.file, encoding="utf-8") as fh:
-            subjects += [ln.strip() for ln in fh if ln.strip() and not ln.startswith("#")]
+        try:
+            with open(args.file, encoding="utf-8") as fh:
+                lines = fh.read().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(
+                f"privacy erase --file {args.file}: cannot be read ({reason}); expected a UTF-8 file with one TYPE:VALUE per line"
+            ) from None
+        for number, line in enumerate(lines, start=1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            try:
+                parse_subject(text)
+            except ConfigError as exc:
+                problems += [f"{args.file} line {number}: {p}" for p in exc.problems]
+            subjects.append(text)
+    if problems:
+        raise ConfigError(problems)
     if not subjects:
         raise ConfigError("privacy erase: got no subject; expected --subject TYPE:VALUE or --file FILE")
     return subjects
@@ -224,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("action", nargs="?", choices=["score", "train", "analyse-blocking"], default="score")
     p.add_argument("--incremental", action="store_true")
+    p.add_argument("--retrain", action="store_true", help="train a new model version first and score with it")
     p.set_defaults(func=cmd_match)
 
     p = sub.add_parser("run", help="all stages in order")

@@ -3,6 +3,7 @@ full run over all data with the same model."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import sys
 import os
@@ -28,6 +29,11 @@ def _partition(ctx) -> set[frozenset[str]]:  # noqa: ANN001
     for r in ctx.lake.read(S.MATCH_CLUSTERS.address).select("record_key", "cluster_id").collect():
         groups.setdefault(r.cluster_id, set()).add(r.record_key)
     return {frozenset(g) for g in groups.values()}
+
+
+def _anchored(record_key: str) -> str:
+    """jobs.golden.ids.anchored_person_id, computed independently."""
+    return "P" + hashlib.sha256(f"person\x1f{record_key}".encode()).hexdigest()[:24]
 
 
 def _ids(ctx) -> dict[str, str]:  # noqa: ANN001
@@ -64,10 +70,30 @@ def test_five_incremental_batches_equal_one_full_run(spark, tmp_path: Path) -> N
     assert inc.lake.read(S.SILVER_RECORDS.address).count() == full.lake.read(S.SILVER_RECORDS.address).count()
 
     assert _partition(inc) == _partition(full)
-    assert _ids(inc) == _ids(full)
+
+    # Person ids. A cluster that never merged with or split from another person has the very id
+    # a full run gives it (both anchor it at its oldest record). Where two persons merged in a
+    # later batch, the larger side kept its id (issue 6) while a full run, which has no history,
+    # anchors the cluster: such ids may differ, and each must be explained by the change feed.
+    inc_ids, full_ids = _ids(inc), _ids(full)
+    assert set(inc_ids) == set(full_ids)
+    changes = inc.lake.read(S.GOLDEN_ID_CHANGES.address).collect()
+    survived = {r.related_person_id for r in changes if r.change in ("merged", "split")}
+    survived |= {r.person_id for r in changes if r.change == "split"}
+    differ = {k for k in inc_ids if inc_ids[k] != full_ids[k]}
+    assert {inc_ids[k] for k in differ} <= survived
+    untouched = {k for k in inc_ids if inc_ids[k] not in survived}
+    assert untouched and all(inc_ids[k] == full_ids[k] for k in untouched)
+    # A full run anchors every cluster at its oldest record (source creation time, then key).
+    recs = full.lake.read(S.SILVER_RECORDS.address).select("record_key", "source_created_at", "source_updated_at").collect()
+    age = {r.record_key: (r.source_created_at or r.source_updated_at) for r in recs}
+    for group in _partition(full):
+        oldest = min(group, key=lambda k: (age[k] is None, age[k] or 0, k))
+        assert {full_ids[k] for k in group} == {_anchored(oldest)}
+    assert len(differ) <= len(inc_ids) // 10, f"{len(differ)} of {len(inc_ids)} records differ"
+
     # The change feed of the incremental runs explains every id: each live id was logged as new
-    # (or kept through merges), and merged ids are retired.
-    changes = inc.lake.read(S.GOLDEN_ID_CHANGES.address)
-    live = set(_ids(inc).values())
-    logged_new = {r.person_id for r in changes.where(F.col("change") == "new").collect()}
-    assert live <= logged_new | {r.person_id for r in changes.where(F.col("change") == "split").collect()}
+    # (or as the receiver of a split).
+    live = set(inc_ids.values())
+    logged_new = {r.person_id for r in changes if r.change == "new"}
+    assert live <= logged_new | {r.person_id for r in changes if r.change == "split"}

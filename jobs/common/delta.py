@@ -14,6 +14,11 @@ Privacy (../shared/ARCHITECTURE.md, Invariants): tables are created without min/
 (``delta.dataSkippingNumIndexedCols=0``) so PII never lands in ``_delta_log``; rows are deleted by
 key through a join with a key table, never with a value in the predicate; ``purge_history``
 vacuums with retention 0, checkpoints and drops old log entries.
+
+Commit metadata: inside ``with lake.commit_metadata(run_id=...)`` every commit carries the pairs as
+a JSON object in the commit's ``userMetadata`` (the Delta protocol's field; delta-spark's
+``DESCRIBE HISTORY`` shows it as a column), so a table version can be traced to the run that
+wrote it (:func:`commit_metadata_of`). ``commit_empty`` makes a version without data changes.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ import shutil
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -95,6 +101,18 @@ def conform(df: "DataFrame", schema: "StructType", where: str) -> "DataFrame":
     return df.select(*cols)
 
 
+def commit_metadata_of(entry: dict[str, Any]) -> dict[str, Any]:
+    """The pairs :meth:`Lake.commit_metadata` put into a history entry (``{}`` when none)."""
+    text = entry.get("userMetadata")
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def retry_commit(fn: Callable[[], T], what: str, attempts: int = 6) -> T:
     """Run ``fn``, retrying concurrent-commit conflicts with exponential backoff and jitter."""
     from deltalake.exceptions import CommitFailedError
@@ -119,6 +137,8 @@ class TableEngine(ABC):
 
     def __init__(self, spark: "SparkSession") -> None:
         self.spark = spark
+        # JSON text every commit carries as userMetadata while set (Lake.commit_metadata).
+        self.user_metadata: str | None = None
 
     @abstractmethod
     def exists(self, path: str) -> bool: ...
@@ -185,6 +205,10 @@ class TableEngine(ABC):
     @abstractmethod
     def history(self, path: str) -> list[dict[str, Any]]: ...
 
+    def commit_empty(self, path: str) -> None:
+        """Commit a version that changes no data (it carries the commit metadata)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot make an empty commit")
+
     @abstractmethod
     def version(self, path: str) -> int: ...
 
@@ -216,6 +240,14 @@ class DeltaRsEngine(TableEngine):
         from deltalake import DeltaTable
 
         return DeltaTable.is_deltatable(path)
+
+    def _props(self) -> Any:
+        """CommitProperties with the current commit metadata, or None."""
+        if self.user_metadata is None:
+            return None
+        from deltalake import CommitProperties
+
+        return CommitProperties(custom_metadata={"userMetadata": self.user_metadata})
 
     @staticmethod
     def _check_readable(dt: Any, path: str) -> None:
@@ -250,6 +282,7 @@ class DeltaRsEngine(TableEngine):
                 mode="ignore",
                 partition_by=list(partition_by) or None,
                 configuration=TABLE_PROPERTIES,
+                commit_properties=self._props(),
             ),
             f"create {path}",
         )
@@ -297,7 +330,9 @@ class DeltaRsEngine(TableEngine):
 
         def commit() -> None:
             dt = DeltaTable(path)
-            dt.create_write_transaction(actions, mode=mode, schema=schema, partition_by=partition_by or None)
+            dt.create_write_transaction(
+                actions, mode=mode, schema=schema, partition_by=partition_by or None, commit_properties=self._props()
+            )
 
         retry_commit(commit, f"{mode} {path}")
 
@@ -307,7 +342,12 @@ class DeltaRsEngine(TableEngine):
         table = df.toArrow().cast(to_arrow_schema(df.schema))
         retry_commit(
             lambda: write_deltalake(
-                path, table, mode=mode, partition_by=list(partition_by) or None, configuration=TABLE_PROPERTIES
+                path,
+                table,
+                mode=mode,
+                partition_by=list(partition_by) or None,
+                configuration=TABLE_PROPERTIES,
+                commit_properties=self._props(),
             ),
             f"{mode} {path}",
         )
@@ -319,7 +359,7 @@ class DeltaRsEngine(TableEngine):
         self.create(path, schema)
         arrow_schema = to_arrow_schema(self.schema(path))
         table = pa.Table.from_pylist([{f.name: r.get(f.name) for f in arrow_schema} for r in rows], schema=arrow_schema)
-        retry_commit(lambda: write_deltalake(path, table, mode="append"), f"append {path}")
+        retry_commit(lambda: write_deltalake(path, table, mode="append", commit_properties=self._props()), f"append {path}")
 
     def upsert_rows(self, path: str, rows: list[dict[str, Any]], schema: "StructType", keys: Sequence[str]) -> None:
         import pyarrow as pa
@@ -332,7 +372,7 @@ class DeltaRsEngine(TableEngine):
         predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
         retry_commit(
             lambda: self._table(path)
-            .merge(table, predicate, source_alias="s", target_alias="t")
+            .merge(table, predicate, source_alias="s", target_alias="t", commit_properties=self._props())
             .when_matched_update_all()
             .when_not_matched_insert_all()
             .execute(),
@@ -345,7 +385,7 @@ class DeltaRsEngine(TableEngine):
         self.create(path, schema)
         target = to_arrow_schema(self.schema(path))
         table = table.select(target.names).cast(target)
-        retry_commit(lambda: write_deltalake(path, table, mode=mode), f"{mode} {path}")
+        retry_commit(lambda: write_deltalake(path, table, mode=mode, commit_properties=self._props()), f"{mode} {path}")
 
     def read(
         self, path: str, version: int | None = None, timestamp: datetime | None = None
@@ -389,7 +429,7 @@ class DeltaRsEngine(TableEngine):
             def commit() -> dict[str, int]:
                 dt = self._table(path)
                 merger = (
-                    dt.merge(table, predicate, source_alias="s", target_alias="t")
+                    dt.merge(table, predicate, source_alias="s", target_alias="t", commit_properties=self._props())
                     .when_matched_update_all()
                     .when_not_matched_insert_all()
                 )
@@ -410,7 +450,9 @@ class DeltaRsEngine(TableEngine):
         return {}
 
     def delete(self, path: str, predicate: str) -> int:
-        metrics = retry_commit(lambda: self._table(path).delete(predicate), f"delete from {path}")
+        metrics = retry_commit(
+            lambda: self._table(path).delete(predicate, commit_properties=self._props()), f"delete from {path}"
+        )
         return int(metrics.get("num_deleted_rows", 0))
 
     def delete_keys(self, path: str, key_column: str, keys: "DataFrame") -> int:
@@ -426,7 +468,8 @@ class DeltaRsEngine(TableEngine):
 
         def commit() -> dict[str, Any]:
             dt = self._table(path)
-            return dt.merge(arrow, predicate, source_alias="s", target_alias="t").when_matched_delete().execute()
+            merger = dt.merge(arrow, predicate, source_alias="s", target_alias="t", commit_properties=self._props())
+            return merger.when_matched_delete().execute()
 
         metrics = retry_commit(commit, f"delete keys from {path}")
         return int(metrics.get("num_target_rows_deleted", 0))
@@ -478,6 +521,14 @@ class DeltaRsEngine(TableEngine):
     def history(self, path: str) -> list[dict[str, Any]]:
         return list(self._table(path).history())
 
+    def commit_empty(self, path: str) -> None:
+        def commit() -> None:
+            dt = self._table(path)
+            partition_by = list(dt.metadata().partition_columns) or None
+            dt.create_write_transaction([], mode="append", schema=dt.schema(), partition_by=partition_by, commit_properties=self._props())
+
+        retry_commit(commit, f"empty commit to {path}")
+
     def version(self, path: str) -> int:
         return int(self._table(path).version())
 
@@ -502,6 +553,24 @@ class DeltaSparkEngine(TableEngine):
 
         return DeltaTable.forPath(self.spark, path)
 
+    _USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+
+    @contextmanager
+    def _metadata(self) -> Iterator[None]:
+        """Commits inside carry ``user_metadata`` (Delta's session setting for userMetadata)."""
+        if self.user_metadata is None:
+            yield
+            return
+        old = self.spark.conf.get(self._USER_METADATA_CONF, None)
+        self.spark.conf.set(self._USER_METADATA_CONF, self.user_metadata)
+        try:
+            yield
+        finally:
+            if old is None:
+                self.spark.conf.unset(self._USER_METADATA_CONF)
+            else:
+                self.spark.conf.set(self._USER_METADATA_CONF, old)
+
     def exists(self, path: str) -> bool:
         from delta.tables import DeltaTable
 
@@ -515,7 +584,8 @@ class DeltaSparkEngine(TableEngine):
             builder = builder.partitionedBy(*partition_by)
         for key, value in TABLE_PROPERTIES.items():
             builder = builder.property(key, value)
-        builder.execute()
+        with self._metadata():
+            builder.execute()
 
     def write(
         self, path: str, df: "DataFrame", mode: WriteMode, partition_by: Sequence[str] = ()
@@ -524,19 +594,22 @@ class DeltaSparkEngine(TableEngine):
             df = conform(df, self.schema(path), f"write {path}")
         else:
             self.create(path, df.schema, partition_by)
-        df.write.format("delta").mode(mode).save(path)
+        with self._metadata():
+            df.write.format("delta").mode(mode).save(path)
 
     def write_rows(self, path: str, rows: list[dict[str, Any]], schema: "StructType") -> None:
         self.create(path, schema)
         table_schema = self.schema(path)
         data = [tuple(r.get(f.name) for f in table_schema.fields) for r in rows]
-        self.spark.createDataFrame(data, table_schema).write.format("delta").mode("append").save(path)
+        with self._metadata():
+            self.spark.createDataFrame(data, table_schema).write.format("delta").mode("append").save(path)
 
     def write_arrow(self, path: str, table: "pa.Table", schema: "StructType", mode: WriteMode = "append") -> None:
         self.create(path, schema)
         target = self.schema(path)
         df = self.spark.createDataFrame(table.select(target.fieldNames()).cast(to_arrow_schema(target)))
-        df.write.format("delta").mode(mode).save(path)
+        with self._metadata():
+            df.write.format("delta").mode(mode).save(path)
 
     def read(
         self, path: str, version: int | None = None, timestamp: datetime | None = None
@@ -568,25 +641,28 @@ class DeltaSparkEngine(TableEngine):
         )
         if delete_not_matched_by_source:
             merger = merger.whenNotMatchedBySourceDelete()
-        merger.execute()
+        with self._metadata():
+            merger.execute()
         return {}
 
     def delete(self, path: str, predicate: str) -> int:
         before = self.version(path)
-        self._dt(path).delete(predicate)
+        with self._metadata():
+            self._dt(path).delete(predicate)
         return _spark_metric(self, path, before, "numDeletedRows")
 
     def delete_keys(self, path: str, key_column: str, keys: "DataFrame") -> int:
         if not self.exists(path):
             return 0
         before = self.version(path)
-        (
+        merger = (
             self._dt(path)
             .alias("t")
             .merge(keys.select(key_column).distinct().alias("s"), f"t.`{key_column}` = s.`{key_column}`")
             .whenMatchedDelete()
-            .execute()
         )
+        with self._metadata():
+            merger.execute()
         return _spark_metric(self, path, before, "numTargetRowsDeleted")
 
     def vacuum(self, path: str, retention_hours: float) -> list[str]:
@@ -641,6 +717,11 @@ class DeltaSparkEngine(TableEngine):
 
     def history(self, path: str) -> list[dict[str, Any]]:
         return [r.asDict(recursive=True) for r in self._dt(path).history().collect()]
+
+    def commit_empty(self, path: str) -> None:
+        """An append of no rows: Delta commits a version with no files (and the metadata)."""
+        with self._metadata():
+            self.spark.createDataFrame([], self.schema(path)).write.format("delta").mode("append").save(path)
 
     def version(self, path: str) -> int:
         return int(self._dt(path).history(1).select("version").first()[0])
@@ -789,6 +870,21 @@ class Lake:
 
     def history(self, address: str) -> list[dict[str, Any]]:
         return self.engine.history(self.path(address))
+
+    @contextmanager
+    def commit_metadata(self, **metadata: str) -> Iterator[None]:
+        """Every commit made inside carries ``metadata`` (JSON in its userMetadata); nests."""
+        previous = self.engine.user_metadata
+        merged = {**(json.loads(previous) if previous else {}), **metadata}
+        self.engine.user_metadata = json.dumps(merged, sort_keys=True)
+        try:
+            yield
+        finally:
+            self.engine.user_metadata = previous
+
+    def commit_empty(self, address: str) -> None:
+        """A version of ``address`` without data changes (e.g. a run that changed nothing)."""
+        self.engine.commit_empty(self.path(address))
 
     def version(self, address: str) -> int:
         return self.engine.version(self.path(address))

@@ -352,6 +352,34 @@ MATCH_CLUSTERS = TableSpec(
     key=("record_key",),
 )
 
+
+MATCH_TERM_COUNTS = TableSpec(
+    "match",
+    "term_counts",
+    "records per value of each term-frequency-adjusted column, as the last match run counted them "
+    "(holds record values: rewritten, never kept in old versions, by erasure)",
+    (
+        _c("comparison", S, "comparison name"),
+        _c("value", S, "the compared value"),
+        _c("n", L, "records holding it"),
+        _c("run_id", S, "run that counted"),
+    ),
+    key=("comparison", "value"),
+)
+
+MATCH_SKIPPED_BLOCKS = TableSpec(
+    "match",
+    "skipped_blocks",
+    "blocks above match.max_block_size in the last match run, by salted hash of the block key (no values)",
+    (
+        _c("blocking_rule", S, "blocking rule name"),
+        _c("key_hash", S, "salted SHA-256 of the block key"),
+        _c("size", L, "records in the block"),
+        _c("run_id", S, "run that found it"),
+    ),
+    key=("blocking_rule", "key_hash"),
+)
+
 GOLDEN_IDENTITY_MAP = TableSpec(
     "golden",
     "identity_map",
@@ -394,6 +422,18 @@ GOLDEN_HOUSEHOLDS = TableSpec(
     ),
     key=("person_id", "relation", "related_id"),
     pii=("related_name", "attributes"),
+)
+
+GOLDEN_HOUSEHOLD_IDS = TableSpec(
+    "golden",
+    "household_ids",
+    "every household id ever issued, so that none is issued twice (append-only; opaque ids, no PII)",
+    (
+        _c("household_id", S, "household id"),
+        _c("run_id", S, "run that issued it"),
+        _c("issued_at", TS, "when"),
+    ),
+    key=("household_id",),
 )
 
 SEGMENT_MEMBERSHIP = TableSpec(
@@ -609,10 +649,13 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     MATCH_PAIRS,
     MATCH_EDGES,
     MATCH_CLUSTERS,
+    MATCH_TERM_COUNTS,
+    MATCH_SKIPPED_BLOCKS,
     GOLDEN_IDENTITY_MAP,
     GOLDEN_ID_CHANGES,
     GOLDEN_PROFILES,
     GOLDEN_HOUSEHOLDS,
+    GOLDEN_HOUSEHOLD_IDS,
     SEGMENT_MEMBERSHIP,
     SEGMENT_EXPORTS,
     PRIVACY_REQUESTS,

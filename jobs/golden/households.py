@@ -16,13 +16,25 @@ key never mixes two addresses.
   were never seen.
 - ``households.enabled: false``: every household_id is null.
 
-Household ids are ``"H"`` + 24 hex characters of SHA-256 over ("household", epoch, the group's
-smallest person id): opaque (never a hash of the address, which could be reversed by trying every
-address) and deterministic for the same input. The epoch is the one of person ids
-(jobs/golden/ids.py): different in every run, so a new household never reuses an older id. With a previous assignment they persist like person ids, simplified:
-each previous household id goes to the group holding most of its persons (ties: the group with
-the smallest person id); a group keeps, among the ids it may claim, the one it holds most persons
-of (ties: the smallest id); other groups get a new id.
+Household ids are opaque (never a hash of the address, which could be reversed by trying every
+address). A new household's id is *anchored* like a person id (jobs/golden/ids.py): ``"H"`` + 24
+hex characters of SHA-256 over ("household", the group's smallest person id). It depends only on
+who lives there, not on the run that first saw them, so a household whose members never changed
+household has the same id after any sequence of incremental runs as after one full run. The
+anchor is the smallest person id rather than the oldest member because a person id is fixed
+while the person is (a first-seen time moves when an older record turns up). An anchored id that
+was issued before (golden.household_ids, which keeps every id ever issued, and the live ones) is
+salted with the run's epoch instead, ("household", epoch, anchor), so an id is never handed out
+twice (the anchor moved out and founds another household; a dissolved household re-forms).
+
+With a previous assignment, ids persist by the rules of person ids (``claim_previous_ids``): each
+previous household id goes to the group holding most of its persons (ties: the group with the
+smallest person id); a group keeps, among the ids it may claim, the one it holds most persons of
+(ties: the smallest id); other groups get a new id.
+
+Incremental runs (:func:`households_to_recompute`) regroup only the addresses an affected person
+left or joins: a person's household key is a function of their profile, so every group at an
+untouched address holds exactly the persons of its previous id and keeps it, as a full run would.
 """
 
 from __future__ import annotations
@@ -59,6 +71,8 @@ EXT_JOB_TITLE = "job_title"
 LEGAL_FORMS = ("bv", "nv", "vof", "cv", "gmbh", "ag", "sa", "sarl", "ltd", "llc", "inc", "plc", "bvba")
 
 _KEY = f"{TMP}hh_key"
+_ANCHORED = f"{TMP}hh_anchored"
+_USED = f"{TMP}hh_used"
 _GROUP_SIZE = f"{TMP}hh_size"
 _GROUP_MIN = f"{TMP}hh_min"
 _PREV_HH = f"{TMP}prev_hh"
@@ -85,6 +99,16 @@ def household_key(same_family_name: bool) -> Column:
     return F.when(present, F.concat_ws(SEP, *parts))
 
 
+def anchored_household_id(anchor_person_id: Column) -> Column:
+    """The id of a new household whose smallest person id is ``anchor_person_id``."""
+    return opaque_id(HOUSEHOLD_ID_PREFIX, "household", anchor_person_id)
+
+
+def salted_household_id(epoch: int, anchor_person_id: Column) -> Column:
+    """The new id when the anchored one was issued before: salted with the run's epoch."""
+    return opaque_id(HOUSEHOLD_ID_PREFIX, "household", F.lit(str(int(epoch))), anchor_person_id)
+
+
 def previous_households(households_table: DataFrame) -> DataFrame:
     """GOLDEN_HOUSEHOLDS -> (person_id, household_id) of its household_member rows."""
     return households_table.where(F.col("relation") == RELATION_HOUSEHOLD).select(
@@ -97,12 +121,15 @@ def assign_households(
     cfg: GoldenConfig,
     previous: DataFrame | None = None,
     epoch: int = 0,
+    issued: DataFrame | None = None,
 ) -> DataFrame:
     """(person_id, household_id) for every profile; rules in the module docstring.
 
-    ``previous`` is (person_id, household_id) of the last run (:func:`previous_households`).
-    ``epoch`` salts new ids so that a new household can never reuse an id handed out in an
-    earlier run (jobs/golden/ids.py); the job passes the same epoch as for person ids.
+    ``previous`` is (person_id, household_id) of the last run (:func:`previous_households`);
+    its ids count as issued. ``issued`` (a household_id column: golden.household_ids) are the
+    other ids issued before: an anchored id among them is salted with ``epoch`` (the job passes
+    the epoch of person ids). ``profiles`` must hold every person of each address group it
+    names (a group is regrouped as a whole).
     """
     hh = cfg.households
     require_columns(["person_id", "postcode", "house_number", "house_number_suffix", "country", "family_name"],
@@ -118,20 +145,27 @@ def assign_households(
         )
         .where(F.col(_GROUP_SIZE) <= F.lit(hh.max_size))
     )
-    new_id = opaque_id(HOUSEHOLD_ID_PREFIX, "household", F.lit(str(int(epoch))), F.col(_GROUP_MIN))
+    spark = profiles.sparkSession
     if previous is None:
-        with_ids = groups.withColumn("household_id", new_id)
-    else:
-        prev = previous.where(F.col("household_id").isNotNull()).select(
-            "person_id", F.col("household_id").alias(_PREV_HH)
-        )
-        overlaps = (
-            groups.join(prev, "person_id")
-            .groupBy(_KEY, _PREV_HH)
-            .agg(F.count(F.lit(1)).alias(OVERLAP_N), F.min(_GROUP_MIN).alias(OVERLAP_KEY))
-        )
-        _, claims = claim_previous_ids(overlaps, _KEY, _PREV_HH)
-        with_ids = groups.join(claims, _KEY, "left").withColumn("household_id", F.coalesce(F.col(KEPT), new_id))
+        previous = spark.createDataFrame([], "person_id string, household_id string")
+    prev = previous.where(F.col("household_id").isNotNull()).select("person_id", F.col("household_id").alias(_PREV_HH))
+    used = prev.select(F.col(_PREV_HH).alias(_ANCHORED))
+    if issued is not None:
+        used = used.unionByName(issued.select(F.col("household_id").alias(_ANCHORED)))
+    used = used.distinct().withColumn(_USED, F.lit(True))
+    overlaps = (
+        groups.join(prev, "person_id")
+        .groupBy(_KEY, _PREV_HH)
+        .agg(F.count(F.lit(1)).alias(OVERLAP_N), F.min(_GROUP_MIN).alias(OVERLAP_KEY))
+    )
+    _, claims = claim_previous_ids(overlaps, _KEY, _PREV_HH)
+    fresh = F.when(F.col(_USED).isNull(), F.col(_ANCHORED)).otherwise(salted_household_id(epoch, F.col(_GROUP_MIN)))
+    with_ids = (
+        groups.join(claims, _KEY, "left")
+        .withColumn(_ANCHORED, anchored_household_id(F.col(_GROUP_MIN)))
+        .join(used, _ANCHORED, "left")
+        .withColumn("household_id", F.coalesce(F.col(KEPT), fresh))
+    )
     return keyed.join(with_ids.select("person_id", "household_id"), "person_id", "left").select(
         "person_id", "household_id"
     )
@@ -161,6 +195,76 @@ def _pet_key(name: Column) -> Column:
     return F.when(s != "", s)
 
 
+def households_to_recompute(
+    new_profiles: DataFrame, old_profiles: DataFrame, scope: DataFrame, cfg: GoldenConfig
+) -> DataFrame:
+    """(person_id) of every person whose household an incremental run must regroup.
+
+    ``scope``: the persons whose profile was rebuilt or removed. Their address groups (household
+    keys) before and after, and everyone in the new profiles at one of those addresses, plus the
+    scope persons themselves (one who lost the address loses the household). Other groups keep
+    their ids (module docstring).
+    """
+    hh = cfg.households
+    ids = scope.select("person_id").distinct()
+    key = household_key(hh.same_family_name)
+    new_keys = new_profiles.select("person_id", key.alias(_KEY))
+    old_keys = old_profiles.select("person_id", key.alias(_KEY))
+    touched = (
+        new_keys.join(ids, "person_id", "left_semi")
+        .unionByName(old_keys.join(ids, "person_id", "left_semi"))
+        .where(F.col(_KEY).isNotNull())
+        .select(_KEY)
+        .distinct()
+    )
+    at_touched = new_keys.join(touched, _KEY, "left_semi").select("person_id")
+    alive = new_profiles.select("person_id")
+    return at_touched.unionByName(ids.join(alive, "person_id", "left_semi")).distinct()
+
+
+def household_members(households: DataFrame, persons: DataFrame, run_id: str) -> DataFrame:
+    """GOLDEN_HOUSEHOLDS household_member rows: one per person of ``persons`` with a household."""
+    member = households.where(F.col("household_id").isNotNull()).join(
+        persons.select("person_id"), "person_id", "left_semi"
+    ).select(
+        "person_id",
+        F.lit(RELATION_HOUSEHOLD).alias("relation"),
+        F.col("household_id").alias("related_id"),
+        F.lit(None).cast("string").alias("related_name"),
+        F.create_map().cast("map<string,string>").alias("attributes"),
+    )
+    return _as_households(member.withColumn("run_id", F.lit(run_id)))
+
+
+def changed_relation_persons(new: DataFrame, old: DataFrame) -> DataFrame:
+    """(person_id) whose GOLDEN_HOUSEHOLDS rows differ between ``new`` and ``old`` (run_id aside).
+
+    A person in one frame only counts as changed. Compared per person as a whole (a sorted list of
+    (relation, related_id, related_name, sorted attributes)), so the job replaces a person's rows
+    together: delete by person id, append the new ones.
+    """
+    def rows_of(df: DataFrame) -> DataFrame:
+        entry = F.struct(
+            F.col("relation"), F.col("related_id"), F.col("related_name"),
+            F.array_sort(F.map_entries(F.col("attributes"))).alias("attributes"),
+        )
+        return df.groupBy("person_id").agg(
+            F.sha2(F.to_json(F.array_sort(F.collect_list(entry))), 256).alias(f"{TMP}rel_fp")
+        )
+
+    n = rows_of(new)
+    o = rows_of(old).withColumnRenamed(f"{TMP}rel_fp", f"{TMP}rel_fp_old")
+    return (
+        n.join(o, "person_id", "full_outer")
+        .where(
+            F.col(f"{TMP}rel_fp").isNull()
+            | F.col(f"{TMP}rel_fp_old").isNull()
+            | (F.col(f"{TMP}rel_fp") != F.col(f"{TMP}rel_fp_old"))
+        )
+        .select("person_id")
+    )
+
+
 def relationships(
     profiles: DataFrame,
     records: DataFrame,
@@ -168,9 +272,24 @@ def relationships(
     households: DataFrame,
     run_id: str,
 ) -> DataFrame:
-    """GOLDEN_HOUSEHOLDS rows of this run, for the persons of ``profiles``.
+    """GOLDEN_HOUSEHOLDS rows of this run, for the persons of ``profiles``:
+    :func:`household_members` and :func:`person_relations`."""
+    persons = profiles.select("person_id")
+    return household_members(households, persons, run_id).unionByName(
+        person_relations(persons, records, identity_map, run_id)
+    )
 
-    - household_member: (person, household id, no name, {}) per person with a household;
+
+def person_relations(
+    persons: DataFrame,
+    records: DataFrame,
+    identity_map: DataFrame,
+    run_id: str,
+) -> DataFrame:
+    """GOLDEN_HOUSEHOLDS rows other than household membership, for ``persons`` (a person_id column).
+
+    They depend on the person's own records only.
+
     - pet_owner: one row per distinct pet (name compared in lower case, accents folded) found in
       the extensions ``pet_name``/``pet_species`` of any of the person's records, since a person
       may name different pets in different sources. related_id = "A" + hash(person id, pet
@@ -183,14 +302,7 @@ def relationships(
 
     attributes holds only non-null values ({species: ...}, {job_title: ...}).
     """
-    persons = profiles.select("person_id")
-    member = households.where(F.col("household_id").isNotNull()).join(persons, "person_id", "left_semi").select(
-        "person_id",
-        F.lit(RELATION_HOUSEHOLD).alias("relation"),
-        F.col("household_id").alias("related_id"),
-        F.lit(None).cast("string").alias("related_name"),
-        F.create_map().cast("map<string,string>").alias("attributes"),
-    )
+    persons = persons.select("person_id")
     recs = records.join(identity_map.select("record_key", "person_id"), "record_key").join(
         persons, "person_id", "left_semi"
     )
@@ -229,8 +341,11 @@ def relationships(
             _attributes("job_title", F.nullif(F.col(f"{TMP}job.title"), F.lit(""))).alias("attributes"),
         )
     )
-    out = member.unionByName(pets).unionByName(employers).withColumn("run_id", F.lit(run_id))
-    return out.select(*[F.col(c.name).cast(c.dtype).alias(c.name) for c in GOLDEN_HOUSEHOLDS.columns])
+    return _as_households(pets.unionByName(employers).withColumn("run_id", F.lit(run_id)))
+
+
+def _as_households(df: DataFrame) -> DataFrame:
+    return df.select(*[F.col(c.name).cast(c.dtype).alias(c.name) for c in GOLDEN_HOUSEHOLDS.columns])
 
 
 def _attributes(key: str, value: Column) -> Column:

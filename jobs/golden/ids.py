@@ -2,18 +2,17 @@
 
 Clusters are recomputed from scratch every run, so their ids (the smallest record key) are not
 stable and are no customer-facing id anyway. Person ids are opaque: ``"P"`` + 24 hex characters
-(96 bits) of SHA-256 over ("person", epoch, the cluster's smallest record key). They are derived
-from hashed keys only (no PII) and never equal a record key (a record key has no "P" prefix and
-32 characters).
+(96 bits) of SHA-256 over hashed keys only (no PII); they never equal a record key (no "P"
+prefix, 32 characters).
 
-Why the epoch: a hash of the smallest record key alone is deterministic, but the same key can be
-the smallest of a new cluster again later (a split hands a new id to a part whose smallest key
-once named the whole cluster; an erased record key is re-ingested), and would then re-issue an id
-that is still live or was retired. The epoch is the number of identity-map versions written
-before this run (the job passes the Delta version of golden.identity_map + 1, 0 on the first
-run): it is part of the input, so the same input gives the same ids, and it is different in every
-run that issues ids, so an id is never handed out twice (within one run the smallest record keys
-of clusters are unique). A run id (it carries a random part) is deliberately not used.
+A new id is *anchored*: derived from the cluster's anchor record, its oldest record (earliest
+``anchor_at``, the source's creation time, then the smallest record key). It depends only on the
+cluster's records, not on the order runs saw them: a cluster gets the same id whether its records
+arrived in one run or over many, as long as it never merged with or split from another person.
+That is what makes an incremental run give the ids of a full run (tests/test_incremental.py).
+An anchored id that was ever issued before (a split part whose anchor once anchored the whole
+cluster, an erased record re-ingested) is salted with the ``epoch`` instead (the number of
+identity-map versions before this run), so an id is never handed out twice.
 
 Rules, as implemented (two ranking steps, no iteration; each order ends in a unique key):
 
@@ -24,8 +23,15 @@ Rules, as implemented (two ranking steps, no iteration; each order ends in a uni
    largest part.
 3. Among the ids a cluster may claim it keeps the one it holds most records of, then the oldest
    (earliest ``first_seen_run`` over the id's previous records; run ids start with a UTC time
-   stamp, so they sort by age), then the smallest id. This is the merge rule.
-4. A cluster without an id to claim gets a new id.
+   stamp, so they sort by age), then the smallest id. This is the merge rule: the larger, then
+   older side keeps its id.
+4. A cluster without an id to claim gets a new (anchored) id.
+
+Where history and a fresh start disagree: when two persons merge, the larger side keeps its id
+(rule 3) even when the other side holds the older record, and after a split the largest part
+keeps it (rule 2) even without the anchor. A full run over the same records, which has no
+history, anchors those clusters instead. Both are logged in GOLDEN_ID_CHANGES, so every id that
+differs from a fresh assignment is explained by a ``merged`` or ``split`` row.
 
 The change feed (GOLDEN_ID_CHANGES) says, per run:
 
@@ -85,18 +91,14 @@ def opaque_id(prefix: str, namespace: str, *parts: Column) -> Column:
     return F.concat(F.lit(prefix), F.substring(digest, 1, ID_HEX_CHARS))
 
 
-def new_person_id(epoch: int, smallest_record_key: Column) -> Column:
-    """The new id of a cluster in run ``epoch`` (module docstring)."""
-    return opaque_id(PERSON_ID_PREFIX, "person", F.lit(str(int(epoch))), smallest_record_key)
-
-
 def anchored_person_id(anchor_record_key: Column) -> Column:
-    """The canonical new id of a cluster: derived from its anchor record (its oldest record).
-
-    It depends only on the cluster's records, not on the order runs saw them, so an incremental
-    run and a full run over the same data give a cluster that never merged or split the same id.
-    """
+    """The new id of a cluster whose anchor record is ``anchor_record_key`` (module docstring)."""
     return opaque_id(PERSON_ID_PREFIX, "person", anchor_record_key)
+
+
+def salted_person_id(epoch: int, anchor_record_key: Column) -> Column:
+    """The new id when the anchored one was issued before: salted with the run's epoch."""
+    return opaque_id(PERSON_ID_PREFIX, "person", F.lit(str(int(epoch))), anchor_record_key)
 
 
 def claim_previous_ids(
@@ -141,8 +143,11 @@ def assign_person_ids(
     """(MATCH_CLUSTERS-like (record_key, cluster_id), previous GOLDEN_IDENTITY_MAP or None)
     -> (GOLDEN_IDENTITY_MAP, GOLDEN_ID_CHANGES) of this run. See the module docstring for rules.
 
-    ``epoch`` salts new ids (module docstring): pass a number no earlier run used, derived from
-    the input (the job uses the identity map's Delta version + 1).
+    ``anchors``: ``(record_key, anchor_at)``, the time that makes a record the anchor of its
+    cluster (none given: the smallest record key anchors). ``known_ids``: ``person_id`` of every
+    id ever issued (golden.id_changes), so an anchored id is never issued twice; ``epoch`` then
+    salts it (module docstring): a number no earlier run used, derived from the input (the job
+    uses the identity map's Delta version + 1).
 
     ``previous`` may be empty or None (first run). Pure DataFrame joins, aggregations and
     windows: nothing is collected, so it scales with the cluster.
@@ -169,36 +174,32 @@ def assign_person_ids(
     ages = prev.groupBy(_PREV).agg(F.min(_PREV_FIRST).alias(_SINCE), F.count(F.lit(1)).alias(_PREV_RECORDS))
     ranked, claims = claim_previous_ids(overlaps.join(ages, _PREV), "cluster_id", _PREV, _SINCE)
 
+    # New ids from the cluster's anchor: its oldest record (anchor_at asc nulls last, then key).
     if anchors is None:
-        assigned = sizes.join(claims, "cluster_id", "left").withColumn(
-            "person_id",
-            F.coalesce(F.col(KEPT), new_person_id(epoch, F.col(_CLUSTER_KEY))),
-        )
-    else:
-        # New ids from the cluster's anchor (its oldest record: anchor_at asc nulls last, then key);
-        # an anchored id ever issued before (a split part, a re-ingested key) is salted with the epoch.
-        require_columns(["record_key", "anchor_at"], anchors.columns, "assign_person_ids(anchors)")
-        first = Window.partitionBy("cluster_id").orderBy(F.col("anchor_at").asc_nulls_last(), F.col("record_key").asc())
-        anchor = (
-            current.join(anchors.select("record_key", "anchor_at"), "record_key", "left")
-            .withColumn(f"{TMP}rn", F.row_number().over(first))
-            .where(F.col(f"{TMP}rn") == 1)
-            .select("cluster_id", F.col("record_key").alias(f"{TMP}anchor"))
-        )
-        candidate = sizes.join(claims, "cluster_id", "left").join(anchor, "cluster_id").withColumn(
-            f"{TMP}anchored", anchored_person_id(F.col(f"{TMP}anchor"))
-        )
-        used = prev.select(F.col(_PREV).alias(f"{TMP}anchored"))
-        if known_ids is not None:
-            used = used.unionByName(known_ids.select(F.col("person_id").alias(f"{TMP}anchored")))
-        used = used.distinct().withColumn(f"{TMP}used", F.lit(True))
-        assigned = candidate.join(used, f"{TMP}anchored", "left").withColumn(
-            "person_id",
-            F.coalesce(
-                F.col(KEPT),
-                F.when(F.col(f"{TMP}used").isNull(), F.col(f"{TMP}anchored")).otherwise(new_person_id(epoch, F.col(f"{TMP}anchor"))),
-            ),
-        ).drop(f"{TMP}anchored", f"{TMP}used", f"{TMP}anchor")
+        anchors = current.select("record_key", F.lit(None).cast("timestamp").alias("anchor_at"))
+    require_columns(["record_key", "anchor_at"], anchors.columns, "assign_person_ids(anchors)")
+    first = Window.partitionBy("cluster_id").orderBy(F.col("anchor_at").asc_nulls_last(), F.col("record_key").asc())
+    anchor = (
+        current.join(anchors.select("record_key", "anchor_at"), "record_key", "left")
+        .withColumn(f"{TMP}rn", F.row_number().over(first))
+        .where(F.col(f"{TMP}rn") == 1)
+        .select("cluster_id", F.col("record_key").alias(f"{TMP}anchor"))
+    )
+    candidate = sizes.join(claims, "cluster_id", "left").join(anchor, "cluster_id").withColumn(
+        f"{TMP}anchored", anchored_person_id(F.col(f"{TMP}anchor"))
+    )
+    used = prev.select(F.col(_PREV).alias(f"{TMP}anchored"))
+    if known_ids is not None:
+        used = used.unionByName(known_ids.select(F.col("person_id").alias(f"{TMP}anchored")))
+    used = used.distinct().withColumn(f"{TMP}used", F.lit(True))
+    fresh = F.when(F.col(f"{TMP}used").isNull(), F.col(f"{TMP}anchored")).otherwise(
+        salted_person_id(epoch, F.col(f"{TMP}anchor"))
+    )
+    assigned = (
+        candidate.join(used, f"{TMP}anchored", "left")
+        .withColumn("person_id", F.coalesce(F.col(KEPT), fresh))
+        .drop(f"{TMP}anchored", f"{TMP}used", f"{TMP}anchor")
+    )
 
     identity_map = joined.join(assigned.select("cluster_id", "person_id"), "cluster_id").select(
         F.col("record_key"),

@@ -9,16 +9,35 @@ Reads the clusters of the match stage, carries the previous run's person ids ont
 - golden.identity_map: overwritten;
 - golden.profiles: MERGE of the profiles that changed (fingerprint of every column but
   run_id/updated_at), then a delete of the profiles whose person id is gone; unchanged profiles
-  keep their run_id and updated_at. A run that changes nothing adds no profile version;
-- golden.households: overwritten.
+  keep their run_id and updated_at. Every commit of a run carries its run id in the commit
+  metadata (``userMetadata``, jobs/common/delta.py); a run that changes no profile commits an
+  empty version, so every run has a version of golden.profiles (jobs/golden/lookup.py
+  ``profiles_version_of_run``);
+- golden.households: the rows of persons whose relations changed are replaced (delete by person
+  id, append); golden.household_ids: ids issued for the first time are appended.
 
-``affected_record_keys`` (a ``record_key`` column; None = full run): person ids are always
-assigned over all clusters (one pass of joins), but profiles are rebuilt only for the persons of
-those records and of ids that changed this run; the other profiles are taken over from the table.
+Full and incremental runs (``incremental=True``, as `cdp run --incremental` passes it) give the
+same tables. A full run rebuilds every profile and regroups every address. An incremental run
+rebuilds only the profiles of the persons jobs/golden/incremental.py finds affected: it diffs
+silver.records, silver.identifiers and silver.events against the versions the last golden run
+read, and the identity map against the one it wrote (plus the record keys standardize reports
+in ``ctx.state["changed_record_keys"]`` within one pipeline, and ``affected_record_keys`` when a
+caller passes them). Other profiles are taken over from the table, with the run-date columns
+recomputed for everyone (profiles.py, ``refresh_run_date_columns``) and household ids only for
+the addresses an affected person left or joined (households.py, ``households_to_recompute``).
+
+The state an incremental run needs is recorded as ``state.*`` metrics of the run in ops.runs:
+the Delta versions of the silver tables read, of the golden tables written, and a fingerprint of
+the golden config. An incremental run falls back to a full run (metric ``full_reason``) when
+there is no such earlier run, the golden config changed, a golden table was changed since by
+anything else (an erasure, a run that failed halfway) or an old silver version can no longer be
+read (vacuumed).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -28,10 +47,27 @@ from pyspark.sql import functions as F
 from jobs.common import schemas as S
 from jobs.common.errors import DataError, require_columns
 from jobs.common.runlog import record_run
+from jobs.common.schemas import TMP
 
-from .households import assign_households, attach_households, previous_households, relationships
+from .config import GoldenConfig
+from .households import (
+    RELATION_HOUSEHOLD,
+    assign_households,
+    attach_households,
+    changed_relation_persons,
+    household_members,
+    households_to_recompute,
+    person_relations,
+    previous_households,
+)
 from .ids import CHANGE_MERGED, CHANGE_NEW, CHANGE_RETIRED, CHANGE_SPLIT, assign_person_ids
-from .profiles import build_profiles, changed_profiles, removed_profiles
+from .incremental import affected_persons, changed_events, changed_identifiers, changed_record_keys, moved_records
+from .profiles import (
+    build_profiles,
+    changed_profiles,
+    refresh_run_date_columns,
+    removed_profiles,
+)
 
 if TYPE_CHECKING:
     from jobs.common.context import Context
@@ -39,6 +75,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOB = "golden"
+
+STATE = "state."
+STATE_CONFIG = f"{STATE}config"
+# silver tables a profile is built from: diffed against the versions the last run read
+INPUTS = (S.SILVER_RECORDS, S.SILVER_IDENTIFIERS, S.SILVER_EVENTS)
+# golden tables this job writes: an incremental run needs them as the last run left them
+OUTPUTS = (S.GOLDEN_IDENTITY_MAP, S.GOLDEN_PROFILES, S.GOLDEN_HOUSEHOLDS, S.GOLDEN_HOUSEHOLD_IDS)
 
 
 def check_clusters(clusters: DataFrame) -> None:
@@ -72,22 +115,81 @@ def identity_epoch(ctx: "Context") -> int:
     return ctx.lake.version(address) + 1 if ctx.lake.exists(address) else 0
 
 
-def _read_required(ctx: "Context", address: str) -> DataFrame:
+def config_fingerprint(cfg: GoldenConfig) -> str:
+    """What the profiles depend on in config: a change makes the next incremental run full."""
+    return hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _read_required(ctx: "Context", address: str, version: int | None = None) -> DataFrame:
     if not ctx.lake.exists(address):
         raise DataError(f"{address} does not exist under {ctx.lake.root}; run the stage that writes it first")
-    return ctx.lake.read(address)
+    return ctx.lake.read(address, version=version)
 
 
-def _scope(identity_map: DataFrame, changes: DataFrame, affected: DataFrame) -> DataFrame:
-    """Persons whose profile must be rebuilt: those of affected records and of changed ids."""
-    require_columns(["record_key"], affected.columns, "golden run(affected_record_keys)")
-    of_records = identity_map.join(affected.select("record_key").distinct(), "record_key", "left_semi").select(
-        "person_id"
+def _version(ctx: "Context", address: str) -> int:
+    return ctx.lake.version(address) if ctx.lake.exists(address) else -1
+
+
+def last_state(ctx: "Context") -> dict[str, str] | None:
+    """The ``state.*`` metrics of the last succeeded golden run (module docstring), or None."""
+    if not ctx.lake.exists(S.OPS_RUNS.address):
+        return None
+    rows = (
+        ctx.lake.read(S.OPS_RUNS.address)
+        .where((F.col("job") == F.lit(JOB)) & (F.col("status") == F.lit("succeeded")))
+        .orderBy(F.col("ended_at").desc(), F.col("run_id").desc())
+        .select("metrics")
+        .limit(1)
+        .collect()
     )
-    of_changes = changes.select("person_id").unionByName(
-        changes.select(F.col("related_person_id").alias("person_id"))
-    )
-    return of_records.unionByName(of_changes).where(F.col("person_id").isNotNull()).distinct()
+    if not rows:
+        return None
+    state = {k: v for k, v in (rows[0].metrics or {}).items() if k.startswith(STATE)}
+    return state or None
+
+
+def _full_reason(ctx: "Context", prior: dict[str, str] | None, fingerprint: str, versions: dict[str, int]) -> str | None:
+    """Why this run cannot be incremental, or None when it can (before reading old versions)."""
+    if prior is None:
+        return "no earlier golden run recorded its state"
+    if prior.get(STATE_CONFIG) != fingerprint:
+        return "the golden config changed since the last golden run"
+    for table in OUTPUTS:
+        want, have = prior.get(STATE + table.address), _version(ctx, table.address)
+        if want is None or int(want) != have:
+            return f"{table.address} is at version {have}; the last golden run left it at {want}"
+    for table in INPUTS:
+        want = prior.get(STATE + table.address)
+        if want is None or int(want) > versions[table.address]:
+            return f"{table.address} is at version {versions[table.address]}; the last golden run read {want}"
+    return None
+
+
+def _diffs(
+    ctx: "Context", prior: dict[str, str], versions: dict[str, int], now: dict[str, DataFrame]
+) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """(changed record keys, changed identifier rows, changed event links) since the last run.
+
+    A table at the version the last run read has no changes (nothing is read twice).
+    """
+    spark = ctx.spark
+    out: dict[str, DataFrame] = {}
+    diff = {
+        S.SILVER_RECORDS.address: (changed_record_keys, "record_key string"),
+        S.SILVER_IDENTIFIERS.address: (changed_identifiers, "record_key string, id_type string, id_value string"),
+        S.SILVER_EVENTS.address: (
+            changed_events, "id_type string, id_value string, record_key string, cookie_id string"
+        ),
+    }
+    for table in INPUTS:
+        fn, empty = diff[table.address]
+        then = int(prior[STATE + table.address])
+        if then == versions[table.address]:
+            out[table.address] = spark.createDataFrame([], empty)
+            continue
+        old = ctx.lake.read(table.address, version=then) if then >= 0 else spark.createDataFrame([], table.schema)
+        out[table.address] = fn(old, now[table.address]).localCheckpoint()  # fails here when vacuumed
+    return out[S.SILVER_RECORDS.address], out[S.SILVER_IDENTIFIERS.address], out[S.SILVER_EVENTS.address]
 
 
 def run(
@@ -95,21 +197,33 @@ def run(
 ) -> dict[str, Any]:
     """One golden run; returns the summary that is also stored as metrics in ops.runs.
 
-    ``incremental`` is accepted for the CLI (`cdp golden --incremental`, `cdp run`); without
-    ``affected_record_keys`` a run is always full.
+    ``incremental``: rebuild only the affected persons (module docstring), falling back to a
+    full run when it cannot. ``affected_record_keys`` (a ``record_key`` column): records to treat
+    as changed on top of what the run finds itself; implies ``incremental``.
     """
     lake = ctx.lake
     cfg = ctx.cfg.golden
-    with record_run(lake, JOB, ctx.config_hash, ctx.parent_run_id) as r:
+    incremental = incremental or affected_record_keys is not None
+    with record_run(lake, JOB, ctx.config_hash, ctx.parent_run_id) as r, lake.commit_metadata(job=JOB, run_id=r.run_id):
         run_at = r.started_at
+        versions = {t.address: _version(ctx, t.address) for t in INPUTS}
         clusters = _read_required(ctx, S.MATCH_CLUSTERS.address)
         check_clusters(clusters)
-        records = _read_required(ctx, S.SILVER_RECORDS.address)
-        identifiers = lake.read_or_empty(S.SILVER_IDENTIFIERS.address, S.SILVER_IDENTIFIERS.schema)
-        events = lake.read_or_empty(S.SILVER_EVENTS.address, S.SILVER_EVENTS.schema)
+        records = _read_required(ctx, S.SILVER_RECORDS.address, versions[S.SILVER_RECORDS.address])
+        pinned = {
+            t.address: lake.read(t.address, version=versions[t.address]) if versions[t.address] >= 0 else ctx.spark.createDataFrame([], t.schema)
+            for t in (S.SILVER_IDENTIFIERS, S.SILVER_EVENTS)
+        }
+        identifiers, events = pinned[S.SILVER_IDENTIFIERS.address], pinned[S.SILVER_EVENTS.address]
         has_previous = lake.exists(S.GOLDEN_IDENTITY_MAP.address)
         previous = lake.read(S.GOLDEN_IDENTITY_MAP.address) if has_previous else None
         epoch = identity_epoch(ctx)
+        fingerprint = config_fingerprint(cfg)
+
+        prior = last_state(ctx) if incremental else None
+        reason = _full_reason(ctx, prior, fingerprint, versions) if incremental else "full run requested"
+        if reason is not None:
+            prior = None
 
         anchors = records.select(
             "record_key", F.coalesce("source_created_at", "source_updated_at").alias("anchor_at")
@@ -123,33 +237,124 @@ def run(
         r.stage("person ids assigned", n_records)
         change_counts = {row["change"]: row["n"] for row in changes.groupBy("change").agg(F.count(F.lit(1)).alias("n")).collect()}
 
-        old = lake.read_or_empty(S.GOLDEN_PROFILES.address, S.GOLDEN_PROFILES.schema)
-        if affected_record_keys is None:
-            profiles = build_profiles(records, identifiers, events, identity_map, cfg, r.run_id, run_at, ctx.run_date)
-        else:
-            scope = _scope(identity_map, changes, affected_record_keys).localCheckpoint()
-            fresh = build_profiles(
-                records, identifiers, events, identity_map, cfg, r.run_id, run_at, ctx.run_date, persons=scope
-            )
-            live = identity_map.select("person_id").distinct()
-            kept = old.join(live, "person_id", "left_semi").join(scope, "person_id", "left_anti")
-            profiles = kept.unionByName(fresh)
-            r.metric("persons_rebuilt", scope.count())
+        affected: DataFrame | None = None
+        if prior is not None:
+            try:
+                keys, changed_ids, changed_evts = _diffs(ctx, prior, versions, {
+                    S.SILVER_RECORDS.address: records,
+                    S.SILVER_IDENTIFIERS.address: identifiers,
+                    S.SILVER_EVENTS.address: events,
+                })
+            except Exception as exc:  # noqa: BLE001 - an old version that cannot be read: run full
+                reason = f"an earlier silver version cannot be read any more ({type(exc).__name__})"
+                log.warning("golden: %s; running full", reason)
+            else:
+                r.stage("silver changes since the last golden run read")
+                for extra in (ctx.state.get("changed_record_keys"), affected_record_keys):
+                    if extra is not None:
+                        keys = keys.unionByName(extra.select("record_key"))
+                moved = moved_records(previous if previous is not None else identity_map.limit(0), identity_map)
+                affected = (
+                    affected_persons(identity_map, identifiers, events, keys, moved, changed_ids, changed_evts)
+                    .unionByName(changes.select("person_id"))
+                    .unionByName(changes.select(F.col("related_person_id").alias("person_id")))
+                    .where(F.col("person_id").isNotNull())
+                    .distinct()
+                    .localCheckpoint()
+                )
+                r.stage("affected persons found", affected.count())
+        r.metric("mode", "full" if affected is None else "incremental")
+        if affected is None and incremental:
+            r.metric("full_reason", reason)
+            log.info("golden: full run (%s)", reason)
 
-        prev_households = (
-            previous_households(lake.read(S.GOLDEN_HOUSEHOLDS.address))
-            if lake.exists(S.GOLDEN_HOUSEHOLDS.address)
+        stored = lake.read_or_empty(S.GOLDEN_PROFILES.address, S.GOLDEN_PROFILES.schema)
+        live = identity_map.select("person_id").distinct()
+        if affected is None:
+            profiles = build_profiles(records, identifiers, events, identity_map, cfg, r.run_id, run_at, ctx.run_date)
+            profiles = profiles.localCheckpoint()
+            rebuilt = profiles.select("person_id")
+            regroup = None
+            date_moved = None
+        else:
+            rebuilt = affected.join(live, "person_id", "left_semi").localCheckpoint()
+            fresh = build_profiles(
+                records, identifiers, events, identity_map, cfg, r.run_id, run_at, ctx.run_date, persons=rebuilt
+            )
+            old_r, old_c = f"{TMP}old_recency", f"{TMP}old_cell"
+            kept = (
+                stored.join(live, "person_id", "left_semi")
+                .join(affected, "person_id", "left_anti")
+                .withColumns({old_r: F.col("rfm_recency"), old_c: F.col("rfm_cell")})
+            )
+            kept = refresh_run_date_columns(kept, cfg.rfm, ctx.run_date)
+            date_moved = kept.where(
+                ~F.col("rfm_recency").eqNullSafe(F.col(old_r)) | ~F.col("rfm_cell").eqNullSafe(F.col(old_c))
+            ).select("person_id")
+            profiles = fresh.unionByName(kept.drop(old_r, old_c)).localCheckpoint()
+            regroup = households_to_recompute(profiles, stored, affected, cfg).localCheckpoint()
+        n_rebuilt = rebuilt.count()
+        r.metric("persons_rebuilt", n_rebuilt)
+        r.stage("profiles rebuilt" + ("" if affected is None else " (incremental)"), n_rebuilt)
+
+        hh_table = lake.read_or_empty(S.GOLDEN_HOUSEHOLDS.address, S.GOLDEN_HOUSEHOLDS.schema)
+        prev_households = previous_households(hh_table)
+        issued = (
+            lake.read(S.GOLDEN_HOUSEHOLD_IDS.address).select("household_id")
+            if lake.exists(S.GOLDEN_HOUSEHOLD_IDS.address)
             else None
         )
-        households = assign_households(profiles, cfg, prev_households, epoch)
+        if regroup is None:
+            regrouped = assign_households(profiles, cfg, prev_households, epoch, issued)
+            households = regrouped
+        else:
+            regrouped = assign_households(profiles.join(regroup, "person_id", "left_semi"), cfg, prev_households, epoch, issued)
+            households = regrouped.unionByName(
+                profiles.join(regroup, "person_id", "left_anti").select("person_id", "household_id")
+            )
+        regrouped = regrouped.localCheckpoint()
         profiles = attach_households(profiles, households).localCheckpoint()
         n_profiles = profiles.count()
         r.stage("profiles built", n_profiles)
 
-        changed = profiles.join(changed_profiles(profiles, old), "person_id", "left_semi").localCheckpoint()
-        removed = removed_profiles(profiles, old).localCheckpoint()
+        # --- what to write
+        if regroup is None:
+            candidates, old = profiles, stored
+            rel_persons = None
+        else:
+            touched = rebuilt.unionByName(regroup).unionByName(date_moved).distinct()
+            candidates = profiles.join(touched, "person_id", "left_semi")
+            old = stored.join(touched, "person_id", "left_semi")
+            rel_persons = rebuilt.unionByName(regroup).distinct()
+        changed = candidates.join(changed_profiles(candidates, old), "person_id", "left_semi").localCheckpoint()
+        removed = removed_profiles(profiles, stored).localCheckpoint()
         n_changed, n_removed = changed.count(), removed.count()
-        relations = relationships(profiles, records, identity_map, households, r.run_id).localCheckpoint()
+
+        members_of = profiles.select("person_id") if rel_persons is None else rel_persons
+        others_of = profiles.select("person_id") if rel_persons is None else rebuilt
+        new_relations = household_members(regrouped, members_of, r.run_id).unionByName(
+            person_relations(others_of, records, identity_map, r.run_id)
+        )
+        if rel_persons is None:
+            old_relations = hh_table
+        else:
+            kept_relations = (
+                hh_table.where(F.col("relation") != F.lit(RELATION_HOUSEHOLD))
+                .join(rel_persons, "person_id", "left_semi")
+                .join(rebuilt, "person_id", "left_anti")
+            )
+            new_relations = new_relations.unionByName(kept_relations)
+            old_relations = hh_table.join(rel_persons.unionByName(affected).distinct(), "person_id", "left_semi")
+        relation_persons = changed_relation_persons(new_relations, old_relations).localCheckpoint()
+        new_relations = new_relations.join(relation_persons, "person_id", "left_semi").localCheckpoint()
+        n_relation_persons = relation_persons.count()
+        new_household_ids = regrouped.where(F.col("household_id").isNotNull()).select("household_id").distinct()
+        if issued is not None:
+            new_household_ids = new_household_ids.join(issued, "household_id", "left_anti")
+        new_household_ids = new_household_ids.withColumns(
+            {"run_id": F.lit(r.run_id), "issued_at": F.lit(run_at).cast("timestamp")}
+        ).localCheckpoint()
+        n_new_households = new_household_ids.count()
 
         # --- writes (change feed first: a rerun after a crash repeats it rather than losing it)
         if changes.count() or not lake.exists(S.GOLDEN_ID_CHANGES.address):
@@ -161,7 +366,15 @@ def run(
             lake.merge(S.GOLDEN_PROFILES.address, changed, ["person_id"])
         if n_removed:
             lake.delete_keys(S.GOLDEN_PROFILES.address, "person_id", removed)
-        lake.overwrite(S.GOLDEN_HOUSEHOLDS.address, relations)
+        if not n_changed and not n_removed:
+            lake.commit_empty(S.GOLDEN_PROFILES.address)  # every run is a version carrying its run id
+        if not lake.exists(S.GOLDEN_HOUSEHOLDS.address):
+            lake.create(S.GOLDEN_HOUSEHOLDS.address, S.GOLDEN_HOUSEHOLDS.schema)
+        if n_relation_persons:
+            lake.delete_keys(S.GOLDEN_HOUSEHOLDS.address, "person_id", relation_persons)
+            lake.append(S.GOLDEN_HOUSEHOLDS.address, new_relations)
+        if n_new_households or not lake.exists(S.GOLDEN_HOUSEHOLD_IDS.address):
+            lake.append(S.GOLDEN_HOUSEHOLD_IDS.address, new_household_ids.select(*S.GOLDEN_HOUSEHOLD_IDS.column_names))
         r.stage("golden tables written", n_profiles)
 
         n_households = households.where(F.col("household_id").isNotNull()).select("household_id").distinct().count()
@@ -176,10 +389,21 @@ def run(
             "households": n_households,
             "profiles_changed": n_changed,
             "profiles_removed": n_removed,
+            "persons_rebuilt": n_rebuilt,
+            "relations_replaced": n_relation_persons,
+            "incremental": affected is not None,
             "epoch": epoch,
         }
         r.rows_out += n_profiles
         for key, value in summary.items():
             if key != "run_id":
                 r.metric(key, value)
+        r.metric(STATE_CONFIG, fingerprint)
+        for address, version in versions.items():
+            r.metric(STATE + address, version)
+        for table in OUTPUTS:
+            r.metric(STATE + table.address, _version(ctx, table.address))
     return summary
+
+
+__all__ = ["JOB", "check_clusters", "config_fingerprint", "identity_epoch", "last_state", "run"]

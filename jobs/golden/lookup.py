@@ -1,4 +1,8 @@
-"""``cdp profile --id TYPE:VALUE``: find a golden profile by any identifier, with provenance."""
+"""``cdp profile --id TYPE:VALUE``: find a golden profile by any identifier, with provenance.
+
+Identifier values are personal data: no error here repeats one (errors end up in job logs,
+terminals that are shared and tickets). They name the type and what was expected instead.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +13,28 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import functions as F
 
 from jobs.common import schemas as S
+from jobs.common.delta import commit_metadata_of
 from jobs.common.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from jobs.common.context import Context
+    from jobs.common.delta import Lake
 
 LOOKUP_TYPES = (*S.IDENTIFIER_TYPES, S.ID_PERSON)
 
 
 def parse_subject(text: str) -> tuple[str, str]:
-    """'email:jan@example.nl' -> ('email', 'jan@example.nl'), normalised like silver does."""
+    """'email:jan@example.nl' -> ('email', 'jan@example.nl'), normalised like silver does.
+
+    A malformed subject fails without repeating it (module docstring).
+    """
     kind, sep, value = text.partition(":")
     kind = kind.strip().lower()
-    if not sep or not value.strip() or kind not in LOOKUP_TYPES:
-        raise ConfigError(
-            f"--id/--subject: got {text!r}; expected TYPE:VALUE with TYPE one of {', '.join(LOOKUP_TYPES)}"
-        )
+    expected = f"expected TYPE:VALUE with TYPE one of {', '.join(LOOKUP_TYPES)}"
+    if not sep or kind not in LOOKUP_TYPES:
+        raise ConfigError(f"--id/--subject: got no known TYPE before a ':' (the value is not shown); {expected}")
+    if not value.strip():
+        raise ConfigError(f"--id/--subject: got {kind} with an empty value; {expected}")
     return kind, normalise_identifier(kind, value)
 
 
@@ -38,7 +48,10 @@ def normalise_identifier(kind: str, value: str, country: str = "NL") -> str:
         try:
             number = phonenumbers.parse(value, country)
         except phonenumbers.NumberParseException as exc:
-            raise ConfigError(f"phone {value!r} cannot be parsed: {exc}") from exc
+            raise ConfigError(
+                f"phone: the value cannot be parsed as a phone number ({exc}; the value is not shown); "
+                "expected national (06 12345678) or E.164 (+31612345678) form"
+            ) from None
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return value
 
@@ -82,12 +95,12 @@ def find_profile(ctx: "Context", identifier: str, as_of: str | None = None) -> d
     golden.profiles as of that time (Delta time travel); identifiers are resolved through the
     current identity map. Several persons holding the identifier: the first by person id is
     returned, the others are listed under ``other_person_ids``. The error for an unknown
-    identifier repeats the value to the user who typed it; nothing is logged.
+    identifier names its type, not the value; nothing is logged.
     """
     kind, value = parse_subject(identifier)
     ids = person_ids_for(ctx, kind, value)
     if not ids:
-        raise DataError(f"no person has {kind} {identifier.partition(':')[2].strip()!r}")
+        raise DataError(f"no person has this {kind} (the value is not shown); expected a known {kind}")
     at = _as_of(as_of)
     if not ctx.lake.exists(S.GOLDEN_PROFILES.address):
         raise DataError("no golden tables yet: run `cdp run` first")
@@ -105,6 +118,16 @@ def find_profile(ctx: "Context", identifier: str, as_of: str | None = None) -> d
     if len(rows) > 1:
         result["other_person_ids"] = [r.person_id for r in rows[1:]]
     return result
+
+
+def profiles_version_of_run(lake: "Lake", run_id: str) -> int | None:
+    """The last version of golden.profiles a run committed (its commit metadata names the run)."""
+    versions = [
+        int(entry["version"])
+        for entry in lake.history(S.GOLDEN_PROFILES.address)
+        if commit_metadata_of(entry).get("run_id") == run_id
+    ]
+    return max(versions) if versions else None
 
 
 def format_profile(profile: dict[str, Any]) -> str:

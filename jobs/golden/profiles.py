@@ -18,6 +18,23 @@ record_key. Its value and time are the profile's. No statement: both null.
 
 Counts and revenues of persons without events are 0, timestamps null, RFM 1-1-1.
 household_id is null here; jobs/golden/households.py fills it (``attach_households``).
+
+What a profile depends on (what makes incremental runs equal to full runs, jobs/golden/job.py):
+every column is a function of the person's own records, their identifiers, the events attributed
+to the person (jobs/golden/incremental.py says whose attribution a change can move) and the golden
+config, with two exceptions:
+
+- ``household_id``: the other persons at the same address (jobs/golden/households.py recomputes
+  the households an affected person leaves or joins);
+- ``rfm_recency`` and ``rfm_cell`` (:data:`RUN_DATE_COLUMNS`): days from the last order to the
+  run date. The profile stores the dates (last_order_at); these two columns are recomputed for
+  *every* profile on every run by :func:`refresh_run_date_columns`, a projection over
+  golden.profiles without a join, and only rows whose score changed are merged. So a profile can
+  change with the calendar alone (its recency crosses a threshold) and an incremental run on a
+  run date gives what a full run on that date gives. Segment rules relative to the run date are
+  evaluated by the segments job on every run for the same reason.
+
+No column depends on the population (no quantiles): RFM uses the configured thresholds.
 """
 
 from __future__ import annotations
@@ -58,6 +75,8 @@ EVENT_LOGIN = "login"
 
 # columns compared by changed_profiles: everything but the run stamp
 UNVERSIONED_COLUMNS = ("run_id", "updated_at")
+# columns that depend on the run date (module docstring), recomputed for every profile each run
+RUN_DATE_COLUMNS = ("rfm_recency", "rfm_cell")
 
 _MAP_SS = "map<string,string>"
 
@@ -172,6 +191,16 @@ def _score_at_least(value: Column, thresholds: list[Column]) -> Column:
     return expr.otherwise(F.lit(1))
 
 
+def recency_score(last_order_at: Column, cfg: RfmConfig, run_date: date) -> Column:
+    """The recency score 1-5 on ``run_date`` (see :func:`rfm_scores`)."""
+    return _score_at_most(F.datediff(F.lit(run_date), F.to_date(last_order_at)), cfg.recency_days)
+
+
+def rfm_cell(recency: Column, frequency: Column, monetary: Column) -> Column:
+    """'R-F-M', e.g. '5-4-3'."""
+    return F.concat_ws("-", recency.cast("string"), frequency.cast("string"), monetary.cast("string"))
+
+
 def rfm_scores(last_order_at: Column, purchases: Column, revenue: Column, cfg: RfmConfig, run_date: date) -> dict[str, Column]:
     """RFM scores 1-5 from the configured thresholds (RfmConfig, ascending lists).
 
@@ -182,16 +211,23 @@ def rfm_scores(last_order_at: Column, purchases: Column, revenue: Column, cfg: R
     - monetary: total revenue, likewise with monetary_eur;
     - rfm_cell: 'R-F-M'.
     """
-    days = F.datediff(F.lit(run_date), F.to_date(last_order_at))
-    r = _score_at_most(days, cfg.recency_days)
+    r = recency_score(last_order_at, cfg, run_date)
     f = _score_at_least(purchases, [F.lit(v) for v in cfg.frequency_orders])
     m = _score_at_least(revenue, [F.lit(Decimal(str(v))).cast(MONEY) for v in cfg.monetary_eur])
-    return {
-        "rfm_recency": r,
-        "rfm_frequency": f,
-        "rfm_monetary": m,
-        "rfm_cell": F.concat_ws("-", r.cast("string"), f.cast("string"), m.cast("string")),
-    }
+    return {"rfm_recency": r, "rfm_frequency": f, "rfm_monetary": m, "rfm_cell": rfm_cell(r, f, m)}
+
+
+def refresh_run_date_columns(profiles: DataFrame, cfg: RfmConfig, run_date: date) -> DataFrame:
+    """GOLDEN_PROFILES with :data:`RUN_DATE_COLUMNS` recomputed for ``run_date``.
+
+    rfm_recency from last_order_at; rfm_cell from it and the stored frequency and monetary scores
+    (those depend on the person's own events only). Same columns, same order; a projection.
+    """
+    require_columns(["last_order_at", "rfm_frequency", "rfm_monetary"], profiles.columns, "refresh_run_date_columns")
+    r = recency_score(F.col("last_order_at"), cfg, run_date).cast("int")
+    return profiles.withColumns(
+        {"rfm_recency": r, "rfm_cell": rfm_cell(r, F.col("rfm_frequency"), F.col("rfm_monetary"))}
+    ).select(*profiles.columns)
 
 
 def merged_extensions(records: DataFrame) -> DataFrame:
@@ -245,6 +281,36 @@ def _record_aggregates() -> list[Column]:
     ]
 
 
+def _events_in_reach(
+    events: DataFrame, identifiers: DataFrame, imap: DataFrame, restricted: bool
+) -> tuple[DataFrame, DataFrame]:
+    """(events, identifiers) enough to attribute the events of the persons of ``imap``.
+
+    Unrestricted: both as given. Restricted (some persons only): the events that can reach those
+    persons (tied to one of their identifier values, to one of their record keys, or carrying one
+    of their cookies: the three ways of :func:`attribute_events`) and the identifier rows of the
+    values those events name, so ownership is still judged on every record holding them.
+    """
+    if not restricted:
+        return events, identifiers
+    mine = identifiers.select("record_key", "id_type", "id_value").join(imap.select("record_key"), "record_key", "left_semi")
+    values = mine.select("id_type", "id_value").distinct()
+    cookies = values.where(F.col("id_type") == F.lit(ID_COOKIE)).select(F.col("id_value").alias(f"{TMP}cookie"))
+    keys = imap.select(F.col("record_key").alias(f"{TMP}key")).distinct()
+    by_id, by_key, by_cookie = f"{TMP}by_id", f"{TMP}by_key", f"{TMP}by_cookie"
+    reach = (
+        events.join(values.withColumn(by_id, F.lit(True)), ["id_type", "id_value"], "left")
+        .join(keys.withColumn(by_key, F.lit(True)), F.col("record_key") == F.col(f"{TMP}key"), "left")
+        .join(cookies.withColumn(by_cookie, F.lit(True)), F.col("cookie_id") == F.col(f"{TMP}cookie"), "left")
+        .where(F.col(by_id).isNotNull() | F.col(by_key).isNotNull() | F.col(by_cookie).isNotNull())
+        .select(*events.columns)
+    )
+    named = reach.select("id_type", "id_value").unionByName(
+        reach.select(F.lit(ID_COOKIE).alias("id_type"), F.col("cookie_id").alias("id_value"))
+    ).where(F.col("id_value").isNotNull()).distinct()
+    return reach, identifiers.join(named, ["id_type", "id_value"], "left_semi")
+
+
 def build_profiles(
     records: DataFrame,
     identifiers: DataFrame,
@@ -272,6 +338,7 @@ def build_profiles(
     full_map = identity_map.select("record_key", "person_id")
     imap = full_map if persons is None else full_map.join(persons.select("person_id"), "person_id", "left_semi")
     recs = records.join(imap, "record_key")
+    attributed = attribute_events(*_events_in_reach(events, identifiers, imap, persons is not None), full_map)
     per_person = (
         prepare_survivorship(recs, cfg)
         .groupBy("person_id")
@@ -289,7 +356,7 @@ def build_profiles(
     )
     joined = (
         base.join(person_identifiers(identifiers, imap), "person_id", "left")
-        .join(event_aggregates(attribute_events(events, identifiers, full_map)), "person_id", "left")
+        .join(event_aggregates(attributed), "person_id", "left")
         .join(merged_extensions(recs), "person_id", "left")
     )
     zero = F.lit(Decimal("0.00")).cast(MONEY)

@@ -776,9 +776,18 @@ class Writer:
             self.files[rel] = int(table.num_rows)
 
 
-def _batch_by_rank(n: int, batches: int) -> np.ndarray:
-    """Rows are in creation order; batch i gets the i-th slice (newer records arrive later)."""
-    return (np.arange(n) * batches) // max(n, 1)
+# Every file of every source (person records by creation time, events by event time) is cut into
+# deliveries on ONE time line: batch 1 is the initial load (everything before the last
+# DELIVERY_WINDOW_DAYS plus the first slice of it), batch i the i-th slice. A person's older
+# records and events therefore always arrive before newer ones, whichever source they are in,
+# as nightly exports deliver them.
+DELIVERY_WINDOW_DAYS = 730
+
+
+def _delivery(seconds: np.ndarray, ref_day: int, batches: int) -> np.ndarray:
+    """The delivery (batch) of rows created or happening at ``seconds`` (since 1970)."""
+    lo = max(0, ref_day - DELIVERY_WINDOW_DAYS) * 86400
+    return _batch_by_time(seconds, lo, ref_day * 86400, batches)
 
 
 def _batch_by_time(seconds: np.ndarray, lo: int, hi: int, batches: int) -> np.ndarray:
@@ -907,7 +916,7 @@ def _write_crm(c: Ctx, person: np.ndarray) -> None:
                                   street, huisnummer, postcode, city, land, opt, bedrijf.astype(object),
                                   functie.astype(object), aangemaakt, gewijzigd)))
     lines = _csv_lines(cols, ";")
-    batch = _batch_by_rank(n, c.writer.batches)
+    batch = _delivery(created, c.ref_day, c.writer.batches)
     latin = rng.random(n) < 0.35
     header = ";".join(CRM_COLUMNS)
     broken = max(2, n // 2000)
@@ -966,7 +975,7 @@ def _write_webshop(c: Ctx, person: np.ndarray) -> None:
         "created_at": _fmt_ts(created), "updated_at": _fmt_ts(updated), "utm_source": utm.astype(object),
     }
     lines = _ndjson_lines(cols, raw=("newsletter",), optional=("pet_name", "pet_species", "utm_source"))
-    c.writer.text("webshop", "customers", "ndjson", None, lines, _batch_by_rank(n, c.writer.batches))
+    c.writer.text("webshop", "customers", "ndjson", None, lines, _delivery(created, c.ref_day, c.writer.batches))
     c.add_truth("webshop_customers", customer_id, person)
 
     # Orders: a few per account, within the last two years.
@@ -987,7 +996,7 @@ def _write_webshop(c: Ctx, person: np.ndarray) -> None:
         "currency": _full(m, "EUR"),
     }
     olines = _ndjson_lines(ocols)
-    c.writer.text("webshop", "orders", "ndjson", None, olines, _batch_by_time(at, lo, c.ref_day * 86400, c.writer.batches))
+    c.writer.text("webshop", "orders", "ndjson", None, olines, _delivery(at, c.ref_day, c.writer.batches))
 
 
 def _write_pos(c: Ctx, person: np.ndarray) -> None:
@@ -1013,7 +1022,7 @@ def _write_pos(c: Ctx, person: np.ndarray) -> None:
         "email": _blank(_placeholder(v.email, 0.01, PLACEHOLDER_EMAILS, rng), 0.3, rng),
         "registered_at": _fmt_date(created // 86400, 0),
     }
-    c.writer.parquet("pos", "members", cols, _batch_by_rank(n, c.writer.batches))
+    c.writer.parquet("pos", "members", cols, _delivery(created, c.ref_day, c.writer.batches))
     c.add_truth("pos_members", card, person)
 
     rng = c.rng(_S_REC)
@@ -1031,7 +1040,7 @@ def _write_pos(c: Ctx, person: np.ndarray) -> None:
         "store_id": _ids("S", rng.integers(1, 121, size=m), 3), "purchased_at": _fmt_ts(at, "sql"),
         "amount": _money(amount),
     }
-    c.writer.parquet("pos", "receipts", rcols, _batch_by_time(at, lo, c.ref_day * 86400, c.writer.batches))
+    c.writer.parquet("pos", "receipts", rcols, _delivery(at, c.ref_day, c.writer.batches))
 
 
 def _write_email(c: Ctx, person: np.ndarray) -> None:
@@ -1057,11 +1066,12 @@ def _write_email(c: Ctx, person: np.ndarray) -> None:
         "first_name": _blank(_typos(v.given, 0.01, rng), 0.3, rng),
         "last_name": _blank(_typos(_join_space(v.particle, v.core), 0.01, rng), 0.4, rng),
         "opt_in": opt_s, "opt_in_at": np.where(opt_in, _fmt_ts(created, "sql"), "").astype(object),
+        "subscribed_at": _fmt_ts(created, "sql"),
         "sms_opt_in": np.where(sms, "true", "false").astype(object),
         "phone": np.where(sms | (rng.random(n) < 0.1), _fmt_phone(v.phone, v.country, rng), "").astype(object),
     }
     lines = _csv_lines(cols, ",")
-    batch = _batch_by_rank(n, c.writer.batches)
+    batch = _delivery(created, c.ref_day, c.writer.batches)
     lines_f, batch_f = _with_broken(lines, batch, _broken_csv(lines, ",", max(2, n // 3000), rng), rng)
     c.writer.text("email", "subscribers", "csv", ",".join(cols), lines_f, batch_f)
     c.add_truth("email_subscribers", sub_id, person)
@@ -1086,7 +1096,7 @@ def _write_email(c: Ctx, person: np.ndarray) -> None:
         "campaign_id": campaign.astype(object), "url": url,
     }
     elines = _csv_lines(ecols, ",")
-    ebatch = _batch_by_time(at, lo, c.ref_day * 86400, c.writer.batches)
+    ebatch = _delivery(at, c.ref_day, c.writer.batches)
     c.writer.text("email", "events", "csv", ",".join(ecols), elines, ebatch)
 
 
@@ -1147,7 +1157,7 @@ def _write_web(c: Ctx, person_in: np.ndarray) -> None:
         "customer_number": np.where(is_login, _str_int(number[row]), "").astype(object),
     }
     lines = _ndjson_lines(cols, optional=("customer_number",))
-    c.writer.text("web", "events_001", "ndjson", None, lines, _batch_by_time(at, lo, hi, c.writer.batches),
+    c.writer.text("web", "events_001", "ndjson", None, lines, _delivery(at, c.ref_day, c.writer.batches),
                   batch_stem="events")
 
     # A small file with malformed lines among good ones (anonymous visitors, not in the ground truth).

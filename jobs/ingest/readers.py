@@ -359,6 +359,9 @@ def parse_file(data: bytes, src: SourceConfig, where: str) -> ParsedFile:
             f"{where}: format {src.format!r} is not a file format; expected one of: {', '.join(FILE_READERS.names())}"
         )
     if not data or data.isspace():  # (isspace stops at the first other byte; strip would copy)
+        if src.format in ("ndjson", "json"):
+            # A delivery with no new records: JSON lines have no header to miss, so zero rows.
+            return ParsedFile([], {}, [], [], rows_read=0)
         raise DataError(f"{where}: cannot be read: the file is empty ({len(data)} bytes)")
     return FILE_READERS.get(src.format)(data, src, where)
 

@@ -290,3 +290,42 @@ def format_analysis(rows: list[dict[str, Any]]) -> str:
             + ", ".join(str(n) for n in r["largest_blocks"])
         )
     return "\n".join(lines)
+
+
+def oversized_blocks(records: DataFrame, cfg: "MatchConfig", salt: str) -> DataFrame:
+    """Blocks above ``max_block_size``: ``(blocking_rule, key_hash, size)``, keys as salted hashes.
+
+    The incremental match compares them with the previous run's (``match.skipped_blocks``): the
+    records of a block that crossed the limit either way get their pairs made anew, as a full run
+    over the same records would make them.
+    """
+    from jobs.common.keys import salted_hash_col
+
+    parts = []
+    for rule in cfg.blocking_rules:
+        k = rule_key(rule)
+        parts.append(
+            records.select(k.alias(f"{TMP}k"))
+            .where(F.col(f"{TMP}k").isNotNull())
+            .groupBy(f"{TMP}k")
+            .agg(F.count(F.lit(1)).alias("size"))
+            .where(F.col("size") > F.lit(cfg.max_block_size))
+            .select(
+                F.lit(rule.name).alias("blocking_rule"),
+                salted_hash_col(salt, f"block:{rule.name}", F.col(f"{TMP}k")).alias("key_hash"),
+                F.col("size").cast("long").alias("size"),
+            )
+        )
+    return functools.reduce(lambda a, b: a.unionByName(b), parts)
+
+
+def block_members(records: DataFrame, cfg: "MatchConfig", blocks: DataFrame, salt: str) -> DataFrame:
+    """``record_key`` of the records in ``blocks`` (``blocking_rule, key_hash``)."""
+    from jobs.common.keys import salted_hash_col
+
+    parts = []
+    for rule in cfg.blocking_rules:
+        hashes = blocks.where(F.col("blocking_rule") == F.lit(rule.name)).select("key_hash")
+        keyed = records.select("record_key", salted_hash_col(salt, f"block:{rule.name}", rule_key(rule)).alias("key_hash"))
+        parts.append(keyed.join(hashes, "key_hash", "left_semi").select("record_key"))
+    return functools.reduce(lambda a, b: a.unionByName(b), parts).distinct()

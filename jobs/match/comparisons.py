@@ -65,8 +65,9 @@ LEVEL_ELSE = 1
 LABEL_NULL = "null"
 LABEL_ELSE = "else"
 
-# Measured on 2M pairs of FEBRL given names (local[2]): pandas/rapidfuzz 3.6 s, Spark SQL HOF 21 s.
-JARO_WINKLER_IMPLEMENTATION: Literal["pandas", "sql"] = "pandas"
+# "auto": the JVM UDF when the session has it (jobs/common/jvm), else the pandas UDF. The
+# environment variable CDP_JARO_WINKLER (jvm, pandas, sql) forces one, e.g. to compare them.
+JARO_WINKLER_IMPLEMENTATION: Literal["auto", "jvm", "pandas", "sql"] = "auto"
 
 SUFFIX_L = "_l"
 SUFFIX_R = "_r"
@@ -88,6 +89,10 @@ class Pair:
 
 Helpers = Mapping[str, Column]
 Condition = Callable[[Pair, Helpers], Column]
+# Per-record preparation: given a column getter for ONE record, the derived values a comparison
+# needs (digits of a postcode, the local part of an e-mail, ...). They are computed once per record
+# before pairing and reach the conditions as helpers ``<key>l`` and ``<key>r``.
+Prepare = Callable[[Callable[[str], Column]], dict[str, Column]]
 
 
 @dataclass(frozen=True)
@@ -103,10 +108,11 @@ class Levels:
     """What a registered comparison function returns (no Spark objects until called)."""
 
     columns: tuple[str, ...]
-    null: Callable[[Pair], Column]
+    null: Condition
     levels: tuple[LevelDef, ...]  # most similar first
-    helpers: Callable[[Pair], dict[str, Column]] | None = None
+    helpers: Callable[[Pair, Helpers], dict[str, Column]] | None = None  # per pair (a UDF)
     tf_label: str | None = None  # level where a term-frequency adjustment may apply
+    prepare: Prepare | None = None  # per record, see :data:`Prepare`
 
 
 @dataclass(frozen=True)
@@ -145,22 +151,64 @@ class ComparisonDef:
     def helper_name(self, helper: str) -> str:
         return f"{TMP}h_{self.name}_{helper}"
 
-    def helper_columns(self, pair: Pair) -> dict[str, Column]:
+    def prepared_name(self, key: str) -> str:
+        """Record column holding the prepared value ``key`` (carried into pairs as ``_l``/``_r``)."""
+        return f"{TMP}p_{self.name}_{key}"
+
+    @property
+    def prepared_keys(self) -> tuple[str, ...]:
+        if self.spec.prepare is None:
+            return ()
+        return tuple(self.spec.prepare(F.col))
+
+    @property
+    def prepared_columns(self) -> tuple[str, ...]:
+        """Names of the per-record prepared columns (``needed_columns`` carries them into pairs)."""
+        return tuple(self.prepared_name(k) for k in self.prepared_keys)
+
+    def record_columns(self) -> dict[str, Column]:
+        """Per-record prepared columns, name -> expression over the record's columns."""
+        if self.spec.prepare is None:
+            return {}
+        return {self.prepared_name(k): e for k, e in self.spec.prepare(F.col).items()}
+
+    def prepared_helpers(self, pair: Pair, available: Sequence[str] = ()) -> dict[str, Column]:
+        """``<key>l`` / ``<key>r`` for every prepared value: the carried column where the pair has it,
+        else the same expression over the pair's raw columns (identical values, computed per pair)."""
+        if self.spec.prepare is None:
+            return {}
+        have = set(available)
+        out: dict[str, Column] = {}
+        for side, get, suffix in (("l", pair.l, pair.suffix_l), ("r", pair.r, pair.suffix_r)):
+            computed: dict[str, Column] | None = None
+            for key in self.prepared_keys:
+                name = f"{self.prepared_name(key)}{suffix}"
+                if name in have:
+                    out[f"{key}{side}"] = F.col(name)
+                else:
+                    computed = computed if computed is not None else self.spec.prepare(get)
+                    out[f"{key}{side}"] = computed[key]
+        return out
+
+    def helper_columns(self, pair: Pair, available: Sequence[str] = ()) -> dict[str, Column]:
         """Temporary columns computed once before the level (e.g. a Jaro-Winkler similarity)."""
         if self.spec.helpers is None:
             return {}
-        return {self.helper_name(k): v for k, v in self.spec.helpers(pair).items()}
+        prepared = self.prepared_helpers(pair, available)
+        return {self.helper_name(k): v for k, v in self.spec.helpers(pair, prepared).items()}
 
-    def level_column(self, pair: Pair, with_helpers: bool = True) -> Column:
-        """The level as an int Column; helpers are read from their temporary columns."""
-        if self.spec.helpers is None:
-            helpers: dict[str, Column] = {}
-        elif with_helpers:
-            helpers = {k: F.col(self.helper_name(k)) for k in self.spec.helpers(pair)}
-        else:
-            helpers = dict(self.spec.helpers(pair))
+    def level_column(self, pair: Pair, available: Sequence[str] = (), with_helpers: bool = True) -> Column:
+        """The level as an int Column; pair helpers are read from their temporary columns."""
+        prepared = self.prepared_helpers(pair, available)
+        helpers: dict[str, Column] = dict(prepared)
+        if self.spec.helpers is not None:
+            names = self.spec.helpers(pair, prepared)
+            if with_helpers:
+                helpers.update({k: F.col(self.helper_name(k)) for k in names})
+            else:
+                helpers.update(names)
         top = len(self.spec.levels) + 1
-        expr = F.when(self.spec.null(pair), F.lit(LEVEL_NULL))
+        expr = F.when(self.spec.null(pair, helpers), F.lit(LEVEL_NULL))
         for i, lv in enumerate(self.spec.levels):
             expr = expr.when(lv.condition(pair, helpers), F.lit(top - i))
         return expr.otherwise(F.lit(LEVEL_ELSE)).cast("int")
@@ -202,14 +250,27 @@ def compute_levels(pairs: DataFrame, comparisons: Sequence[ComparisonDef], pair:
     runs once per pair, then the levels, then the helpers are dropped.
     """
     pair = pair or Pair()
+    have = pairs.columns
     helpers: dict[str, Column] = {}
     for c in comparisons:
-        helpers.update(c.helper_columns(pair))
+        helpers.update(c.helper_columns(pair, have))
     df = pairs
     if helpers:
         df = df.select("*", *[expr.alias(name) for name, expr in helpers.items()])
-    df = df.select("*", *[c.level_column(pair).alias(level_column_name(c.name)) for c in comparisons])
+    df = df.select("*", *[c.level_column(pair, have).alias(level_column_name(c.name)) for c in comparisons])
     return df.drop(*helpers) if helpers else df
+
+
+def prepare_records(records: DataFrame, comparisons: Sequence[ComparisonDef]) -> DataFrame:
+    """Records with every comparison's per-record prepared columns (those not there yet).
+
+    Normalising once per record (digits of a postcode, a lower-cased e-mail) instead of once per
+    pair and side: a record takes part in many pairs, and the u sample alone has a million.
+    """
+    cols: dict[str, Column] = {}
+    for c in comparisons:
+        cols.update({n: e for n, e in c.record_columns().items() if n not in records.columns})
+    return records.select("*", *[e.alias(n) for n, e in cols.items()]) if cols else records
 
 
 # --- column helpers (Column -> Column) -----------------------------------------------------------
@@ -349,9 +410,31 @@ def jaro_winkler_sql(a: Column, b: Column) -> Column:
     return F.when(a.isNull() | b.isNull(), F.lit(None).cast("double")).when(both_empty, F.lit(1.0)).otherwise(jw.cast("double"))
 
 
+def jaro_winkler_jvm(a: Column, b: Column) -> Column:
+    """Jaro-Winkler similarity as our JVM UDF (jobs/common/jvm/cdp/udf/JaroWinkler.java)."""
+    return F.call_function("cdp_jaro_winkler", a.cast("string"), b.cast("string"))
+
+
+def jaro_winkler_implementation() -> str:
+    """The implementation :func:`jaro_winkler` uses now (module docstring)."""
+    import os
+
+    from jobs.common.jvm import jvm_udfs_available
+
+    choice = os.environ.get("CDP_JARO_WINKLER") or JARO_WINKLER_IMPLEMENTATION
+    if choice not in ("auto", "jvm", "pandas", "sql"):
+        raise ValueError(f"CDP_JARO_WINKLER: got {choice!r}; expected auto, jvm, pandas or sql")
+    if choice == "auto":
+        return "jvm" if jvm_udfs_available() else "pandas"
+    return choice
+
+
 def jaro_winkler(a: Column, b: Column) -> Column:
     """Jaro-Winkler similarity with the implementation chosen by measurement (module docstring)."""
-    if JARO_WINKLER_IMPLEMENTATION == "sql":
+    impl = jaro_winkler_implementation()
+    if impl == "jvm":
+        return jaro_winkler_jvm(a, b)
+    if impl == "sql":
         return jaro_winkler_sql(a, b)
     return jaro_winkler_pandas(a, b)
 
@@ -377,8 +460,8 @@ def _thresholds(values: Sequence[float], lo: float, hi: float, what: str, descen
     return sorted(vals, reverse=descending)
 
 
-def _null1(c: str) -> Callable[[Pair], Column]:
-    return lambda p: blank(p.l(c)) | blank(p.r(c))
+def _null1(c: str) -> Condition:
+    return lambda p, h: blank(p.l(c)) | blank(p.r(c))
 
 
 @COMPARISONS.register("exact")
@@ -393,6 +476,13 @@ def exact(columns: Sequence[str]) -> Levels:
     )
 
 
+def _differing(a: Column, b: Column) -> tuple[Column, Column]:
+    """``a`` and ``b`` where both are present and differ, else null: only those need a similarity."""
+    differ = ~blank(a) & ~blank(b) & (a != b)
+    none = F.lit(None).cast("string")
+    return F.when(differ, a).otherwise(none), F.when(differ, b).otherwise(none)
+
+
 @COMPARISONS.register("jaro_winkler")
 def jaro_winkler_levels(columns: Sequence[str], thresholds: Sequence[float] = (0.92, 0.88, 0.7)) -> Levels:
     """Levels: null, else, Jaro-Winkler >= each threshold (ascending), exact."""
@@ -402,14 +492,10 @@ def jaro_winkler_levels(columns: Sequence[str], thresholds: Sequence[float] = (0
     for t in ts:
         lvls.append(LevelDef(f"jaro_winkler>={t:g}", lambda p, h, t=t: h["jw"] >= F.lit(t)))
 
-    def helpers(p: Pair) -> dict[str, Column]:
-        # Only pairs that are present and not equal need the similarity.
-        differ = ~blank(p.l(c)) & ~blank(p.r(c)) & (p.l(c) != p.r(c))
-        none = F.lit(None).cast("string")
-        return {"jw": jaro_winkler(F.when(differ, p.l(c)).otherwise(none), F.when(differ, p.r(c)).otherwise(none))}
+    def helpers(p: Pair, h: Helpers) -> dict[str, Column]:
+        return {"jw": jaro_winkler(*_differing(p.l(c), p.r(c)))}
 
     return Levels(columns=(c,), null=_null1(c), levels=tuple(lvls), helpers=helpers, tf_label="exact")
-
 
 
 @COMPARISONS.register("levenshtein")
@@ -419,10 +505,10 @@ def levenshtein_levels(columns: Sequence[str], thresholds: Sequence[int] = (1, 2
     ts = [int(t) for t in _thresholds(thresholds, 1, 100, "levenshtein thresholds", descending=False)]
     lvls = [LevelDef("exact", lambda p, h: p.l(from_) == p.r(from_))]
     for t in ts:
+        # The threshold form of levenshtein stops early and returns -1 above the largest threshold.
         lvls.append(LevelDef(f"levenshtein<={t}", lambda p, h, t=t: (h["lev"] >= 0) & (h["lev"] <= t)))
 
-    def helpers(p: Pair) -> dict[str, Column]:
-        # The threshold form stops early and returns -1 above the largest threshold.
+    def helpers(p: Pair, h: Helpers) -> dict[str, Column]:
         return {"lev": F.levenshtein(p.l(from_).cast("string"), p.r(from_).cast("string"), max(ts))}
 
     return Levels(columns=(from_,), null=_null1(from_), levels=tuple(lvls), helpers=helpers, tf_label="exact")
@@ -439,16 +525,15 @@ def date_levels(
     """
     from_ = _one(columns, "date")
 
-    def helpers(p: Pair) -> dict[str, Column]:
-        return {"dl": iso_date_compact(p.l(from_)), "dr": iso_date_compact(p.r(from_))}
+    def prepare(col: Callable[[str], Column]) -> dict[str, Column]:
+        return {"d": iso_date_compact(col(from_))}
 
     def sub(col: Column, start: int, n: int) -> Column:
         return col.substr(start, n)
 
     lvls = [LevelDef("exact", lambda p, h: h["dl"] == h["dr"])]
     if typo:
-        from_typo = lambda p, h: F.levenshtein(h["dl"], h["dr"]) <= 1  # noqa: E731
-        lvls.append(LevelDef("one_character_typo", from_typo))
+        lvls.append(LevelDef("one_character_typo", lambda p, h: F.levenshtein(h["dl"], h["dr"], 1) == 1))
     if day_month_swap:
         lvls.append(
             LevelDef(
@@ -461,11 +546,9 @@ def date_levels(
     if same_year:
         lvls.append(LevelDef("same_year", lambda p, h: sub(h["dl"], 1, 4) == sub(h["dr"], 1, 4)))
 
-    def null(p: Pair) -> Column:
-        return iso_date_compact(p.l(from_)).isNull() | iso_date_compact(p.r(from_)).isNull()
-
-    return Levels(columns=(from_,), null=null, levels=tuple(lvls), helpers=helpers, tf_label=None)
-
+    return Levels(
+        columns=(from_,), null=lambda p, h: h["dl"].isNull() | h["dr"].isNull(), levels=tuple(lvls), tf_label=None, prepare=prepare
+    )
 
 
 @COMPARISONS.register("postcode")
@@ -479,20 +562,15 @@ def postcode_levels(columns: Sequence[str], typo: bool = True, prefix_length: in
     if prefix_length is not None and not 1 <= int(prefix_length) <= 10:
         raise ValueError(f"postcode prefix_length: got {prefix_length}; expected 1 to 10")
 
-    def helpers(p: Pair) -> dict[str, Column]:
-        return {
-            "fl": compact_upper(p.l(c)),
-            "fr": compact_upper(p.r(c)),
-            "dl": digits(p.l(c)),
-            "dr": digits(p.r(c)),
-        }
+    def prepare(col: Callable[[str], Column]) -> dict[str, Column]:
+        return {"f": compact_upper(col(c)), "d": digits(col(c))}
 
     lvls = [
         LevelDef("exact", lambda p, h: h["fl"] == h["fr"]),
         LevelDef("same_digits", lambda p, h: h["dl"] == h["dr"]),
     ]
     if typo:
-        lvls.append(LevelDef("digits_one_typo", lambda p, h: F.levenshtein(h["dl"], h["dr"]) <= 1))
+        lvls.append(LevelDef("digits_one_typo", lambda p, h: F.levenshtein(h["dl"], h["dr"], 1) >= 0))
     if prefix_length is not None:
         n = int(prefix_length)
         lvls.append(
@@ -501,8 +579,7 @@ def postcode_levels(columns: Sequence[str], typo: bool = True, prefix_length: in
                 lambda p, h: (h["dl"].substr(1, n) == h["dr"].substr(1, n)) & (F.length(h["dl"]) >= n),
             )
         )
-    return Levels(columns=(c,), null=_null1(c), levels=tuple(lvls), helpers=helpers, tf_label="exact")
-
+    return Levels(columns=(c,), null=_null1(c), levels=tuple(lvls), tf_label="exact", prepare=prepare)
 
 
 @COMPARISONS.register("email")
@@ -516,19 +593,17 @@ def email_levels(columns: Sequence[str], local_threshold: float | None = None) -
     if local_threshold is not None:
         _thresholds([local_threshold], 0.0, 1.0, "email local_threshold", descending=True)
 
-    def helpers(p: Pair) -> dict[str, Column]:
-        out = {
-            "el": F.lower(F.trim(p.l(c).cast("string"))),
-            "er": F.lower(F.trim(p.r(c).cast("string"))),
-            "ll": email_local(p.l(c)),
-            "lr": email_local(p.r(c)),
-        }
-        if local_threshold is not None:
-            ll, lr = email_local(p.l(c)), email_local(p.r(c))
+    def prepare(col: Callable[[str], Column]) -> dict[str, Column]:
+        return {"e": F.lower(F.trim(col(c).cast("string"))), "l": email_local(col(c))}
+
+    helpers = None
+    if local_threshold is not None:
+
+        def helpers(p: Pair, h: Helpers) -> dict[str, Column]:
+            ll, lr = h["ll"], h["lr"]
             differ = ll.isNotNull() & lr.isNotNull() & (ll != lr)
             none = F.lit(None).cast("string")
-            out["jw"] = jaro_winkler(F.when(differ, ll).otherwise(none), F.when(differ, lr).otherwise(none))
-        return out
+            return {"jw": jaro_winkler(F.when(differ, ll).otherwise(none), F.when(differ, lr).otherwise(none))}
 
     lvls = [
         LevelDef("exact", lambda p, h: h["el"] == h["er"]),
@@ -537,7 +612,7 @@ def email_levels(columns: Sequence[str], local_threshold: float | None = None) -
     if local_threshold is not None:
         t = float(local_threshold)
         lvls.append(LevelDef(f"local_part_jaro_winkler>={t:g}", lambda p, h: h["jw"] >= F.lit(t)))
-    return Levels(columns=(c,), null=_null1(c), levels=tuple(lvls), helpers=helpers, tf_label="exact")
+    return Levels(columns=(c,), null=_null1(c), levels=tuple(lvls), helpers=helpers, tf_label="exact", prepare=prepare)
 
 
 @COMPARISONS.register("phone")
@@ -551,14 +626,14 @@ def phone_levels(columns: Sequence[str], last_digits_count: int = 9) -> Levels:
     if not 4 <= n <= 15:
         raise ValueError(f"phone last_digits_count: got {last_digits_count}; expected 4 to 15")
 
-    def helpers(p: Pair) -> dict[str, Column]:
-        return {"tl": last_digits(p.l(c), n), "tr": last_digits(p.r(c), n)}
+    def prepare(col: Callable[[str], Column]) -> dict[str, Column]:
+        return {"t": last_digits(col(c), n)}
 
     lvls = (
         LevelDef("exact", lambda p, h: p.l(c) == p.r(c)),
         LevelDef(f"same_last_{n}_digits", lambda p, h: h["tl"] == h["tr"]),
     )
-    return Levels(columns=(c,), null=_null1(c), levels=lvls, helpers=helpers, tf_label="exact")
+    return Levels(columns=(c,), null=_null1(c), levels=lvls, tf_label="exact", prepare=prepare)
 
 
 @COMPARISONS.register("name_swap")
@@ -579,14 +654,15 @@ def name_swap_levels(columns: Sequence[str], threshold: float | None = 0.92) -> 
     def straight(p: Pair) -> Column:
         return (p.l(g) == p.r(g)) & (p.l(f) == p.r(f))
 
-    def helpers(p: Pair) -> dict[str, Column]:
-        if threshold is None:
-            return {}
-        cross = ~(straight(p)) & ~(blank(p.l(g)) | blank(p.r(g)) | blank(p.l(f)) | blank(p.r(f)))
+    def null(p: Pair, h: Helpers) -> Column:
+        return blank(p.l(g)) | blank(p.r(g)) | blank(p.l(f)) | blank(p.r(f))
+
+    def helpers(p: Pair, h: Helpers) -> dict[str, Column]:
+        want = ~straight(p) & ~null(p, h)
         none = F.lit(None).cast("string")
         return {
-            "jw1": jaro_winkler(F.when(cross, p.l(g)).otherwise(none), F.when(cross, p.r(f)).otherwise(none)),
-            "jw2": jaro_winkler(F.when(cross, p.l(f)).otherwise(none), F.when(cross, p.r(g)).otherwise(none)),
+            "jw1": jaro_winkler(F.when(want, p.l(g)).otherwise(none), F.when(want, p.r(f)).otherwise(none)),
+            "jw2": jaro_winkler(F.when(want, p.l(f)).otherwise(none), F.when(want, p.r(g)).otherwise(none)),
         }
 
     lvls = [
@@ -604,9 +680,6 @@ def name_swap_levels(columns: Sequence[str], threshold: float | None = 0.92) -> 
             )
         )
 
-    def null(p: Pair) -> Column:
-        return blank(p.l(g)) | blank(p.r(g)) | blank(p.l(f)) | blank(p.r(f))
-
     return Levels(
         columns=(g, f),
         null=null,
@@ -623,14 +696,16 @@ TF_VALUE = f"{TMP}tf_value"
 TF_FREQUENCY = f"{TMP}tf"
 
 
-def term_frequencies(records: DataFrame, comparisons: Sequence[ComparisonDef]) -> DataFrame | None:
-    """Relative frequency of every value of each term-frequency-adjusted comparison's column.
+TF_COUNT = "n"
 
-    One small aggregation over the records: ``(comparison, value, tf)`` with
-    ``tf = count(value) / count(non-blank values)``. The table holds record values (PII): it is
-    used at scoring time and never stored in the model. None when no comparison is adjusted.
+
+def term_counts(records: DataFrame, comparisons: Sequence[ComparisonDef]) -> DataFrame | None:
+    """How many records hold each value of each term-frequency-adjusted comparison's column.
+
+    One small aggregation: ``(comparison, value, n)``, blank values left out. The table holds
+    record values (PII): it lives in the lake (``match.term_counts``), never in the model.
+    None when no comparison is adjusted.
     """
-    from pyspark.sql import Window
     adjusted = [c for c in comparisons if c.tf_level is not None]
     if not adjusted:
         return None
@@ -641,6 +716,35 @@ def term_frequencies(records: DataFrame, comparisons: Sequence[ComparisonDef]) -
         for c in adjusted
     ]
     values = functools.reduce(lambda a, b: a.unionByName(b), parts)
-    counts = values.groupBy(TF_COMPARISON, TF_VALUE).agg(F.count(F.lit(1)).alias("n"))
-    total = F.sum("n").over(Window.partitionBy(TF_COMPARISON))
-    return counts.select(TF_COMPARISON, TF_VALUE, (F.col("n") / total).alias(TF_FREQUENCY))
+    return values.groupBy(TF_COMPARISON, TF_VALUE).agg(F.count(F.lit(1)).alias(TF_COUNT))
+
+
+def frequencies_from_counts(counts: DataFrame, totals: Mapping[str, int | None] | None = None) -> DataFrame:
+    """``(comparison, value, tf)`` with ``tf = n / total``.
+
+    ``totals`` (comparison -> non-blank values when the model was trained) fixes the denominator,
+    so a new batch changes the frequency only of the values it brings: an incremental run then
+    rescores exactly the pairs that agree on such a value, and gives the weights a full run over
+    the same records would give. A comparison without a total uses the current one.
+    """
+    from pyspark.sql import Window
+
+    current = F.sum(TF_COUNT).over(Window.partitionBy(TF_COMPARISON))
+    fixed = {k: v for k, v in (totals or {}).items() if v}
+    if fixed:
+        total = F.coalesce(literal_totals(fixed)[F.col(TF_COMPARISON)], current)
+    else:
+        total = current
+    return counts.select(TF_COMPARISON, TF_VALUE, (F.col(TF_COUNT) / total).alias(TF_FREQUENCY))
+
+
+def literal_totals(totals: Mapping[str, int]) -> Column:
+    return F.create_map(*[x for k, v in sorted(totals.items()) for x in (F.lit(k), F.lit(int(v)).cast("long"))])
+
+
+def term_frequencies(records: DataFrame, comparisons: Sequence[ComparisonDef],
+                     totals: Mapping[str, int | None] | None = None) -> DataFrame | None:
+    """Relative frequency of every value of each term-frequency-adjusted comparison's column:
+    :func:`term_counts` over :func:`frequencies_from_counts`. None when no comparison is adjusted."""
+    counts = term_counts(records, comparisons)
+    return None if counts is None else frequencies_from_counts(counts, totals)

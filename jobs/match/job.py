@@ -11,18 +11,21 @@ into match.pairs, and rebuild edges and clusters from the whole pairs table.
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.common import schemas as S
+from jobs.common.schemas import TMP
 from jobs.common.errors import DataError
 from jobs.common.runlog import record_run
 from jobs.match import training
-from jobs.match.blocking import analyse_blocking, format_analysis, generate_candidate_pairs
-from jobs.match.comparisons import term_frequencies
+from jobs.match.blocking import analyse_blocking, block_members, format_analysis, generate_candidate_pairs, oversized_blocks
+from jobs.match.comparisons import TF_COMPARISON, TF_COUNT, TF_VALUE, frequencies_from_counts, prepare_records, term_counts
 from jobs.match.model import needed_columns, score_pairs
 
 if TYPE_CHECKING:
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EDGE_PROBABILISTIC = "probabilistic"
+TF_COMPARISON_COL = "comparison"
+TF_VALUE_COL = "value"
 
 
 def _records(ctx: "Context") -> DataFrame:
@@ -78,7 +83,11 @@ def _new_keys(ctx: "Context", records: DataFrame) -> DataFrame | None:
     return records.select("record_key").join(seen, "record_key", "left_anti")
 
 
-def _model(ctx: "Context", records: DataFrame) -> tuple[Any, str]:
+def _model(ctx: "Context", records: DataFrame, retrain: bool = False) -> tuple[Any, str]:
+    if retrain:
+        log.info("retraining model %s: the new version scores this run", ctx.cfg.match.model.name)
+        result = training.train(ctx, records)
+        return result.model, result.version
     if training.resolve_version(ctx) is None:
         log.info("no version of model %s is registered: training one first", ctx.cfg.match.model.name)
         result = training.train(ctx, records)
@@ -86,33 +95,131 @@ def _model(ctx: "Context", records: DataFrame) -> tuple[Any, str]:
     return training.load_model(ctx)
 
 
-def run(ctx: "Context", incremental: bool = False, new_keys: DataFrame | None = None) -> dict[str, Any]:
-    """Score pairs, accept edges, cluster; returns the counts recorded in ops.runs."""
+_NO_PAIRS = object()
+
+
+def _pairs_version(ctx: "Context") -> Any:
+    """Model version of the stored pairs (all share one: a new version rescores every pair);
+    None without a pairs table, ``_NO_PAIRS`` when it is empty (nothing to rescore)."""
+    if not ctx.lake.exists(S.MATCH_PAIRS.address) or not ctx.lake.exists(S.MATCH_CLUSTERS.address):
+        return None
+    row = ctx.lake.read(S.MATCH_PAIRS.address).select("model_version").limit(1).collect()
+    return row[0]["model_version"] if row else _NO_PAIRS
+
+
+def _changed_values(counts: DataFrame, previous: DataFrame) -> DataFrame:
+    """(comparison, value) whose record count differs from the previous run's (or is new / gone)."""
+    prev = previous.select(TF_COMPARISON_COL, TF_VALUE_COL, F.col("n").alias("n_prev"))
+    now = counts.select(F.col(TF_COMPARISON).alias(TF_COMPARISON_COL), F.col(TF_VALUE).alias(TF_VALUE_COL), F.col(TF_COUNT).alias("n_now"))
+    both = now.join(prev, [TF_COMPARISON_COL, TF_VALUE_COL], "full_outer")
+    return both.where(~F.col("n_now").eqNullSafe(F.col("n_prev"))).select(TF_COMPARISON_COL, TF_VALUE_COL)
+
+
+def stale_pairs(pairs: DataFrame, records: DataFrame, comparisons: list[Any], changed: DataFrame) -> DataFrame:
+    """Stored pairs agreeing exactly on a value whose term frequency changed: they need a new score.
+
+    ``changed``: ``(comparison, value)``. Only the exact level of an adjusted comparison reads the
+    frequency, so only pairs at that level with such a value are affected.
+    """
+    parts = []
+    for c in comparisons:
+        if c.tf_level is None:
+            continue
+        vals = changed.where(F.col(TF_COMPARISON_COL) == F.lit(c.name)).select(F.col(TF_VALUE_COL).alias(f"{TMP}v"))
+        at_level = pairs.where(F.col("levels")[c.name] == F.lit(c.tf_level)).select("record_key_l", "record_key_r", "blocking_rule")
+        side = records.select(F.col("record_key").alias("record_key_l"), F.col(c.tf_column).cast("string").alias(f"{TMP}v"))
+        parts.append(at_level.join(side, "record_key_l").join(vals, f"{TMP}v", "left_semi").drop(f"{TMP}v"))
+    if not parts:
+        return pairs.select("record_key_l", "record_key_r", "blocking_rule").limit(0)
+    return functools.reduce(lambda x, y: x.unionByName(y), parts).dropDuplicates(["record_key_l", "record_key_r"])
+
+
+def _not_touching(pairs: DataFrame, keys: DataFrame) -> DataFrame:
+    k = keys.select("record_key").distinct()
+    return pairs.join(k.withColumnRenamed("record_key", "record_key_l"), "record_key_l", "left_anti").join(
+        k.withColumnRenamed("record_key", "record_key_r"), "record_key_r", "left_anti"
+    )
+
+
+def run(ctx: "Context", incremental: bool = False, new_keys: DataFrame | None = None, retrain: bool = False) -> dict[str, Any]:
+    """Score pairs, accept edges, cluster; returns the counts recorded in ops.runs.
+
+    An incremental run gives the pairs a full run over the same records gives, scoring only what
+    changed: pairs with a new or changed record (``new_keys``, default the records standardize
+    just changed, else the records no run clustered yet), pairs of records whose block crossed
+    ``max_block_size`` (either way), and stored pairs that agree on a value whose term frequency
+    changed (the model fixes the denominators, so only the values a batch brings change). A
+    model version other than the stored pairs' rescores every pair. Edges and clusters are then
+    rebuilt from all pairs and identifiers (cheap, and exactly what a full run does).
+
+    ``retrain``: train and register a new model version first and score with it (``cdp match
+    --retrain``), in the same session. Person ids then persist through the golden rules and the
+    id changes the new scores cause are logged there.
+    """
     from jobs.match.connected_components import connected_components
     from jobs.match.deterministic import identifier_edges
     from jobs.match.guard import apply_guard
 
     cfg = ctx.cfg.match
     lake = ctx.lake
+    salt = ctx.cfg.privacy.salt
     with record_run(lake, "match", ctx.config_hash, ctx.parent_run_id) as r:
-        records = _records(ctx).localCheckpoint()
+        comps = cfg.comparison_defs()
+        records = prepare_records(_records(ctx), comps).localCheckpoint()
         n_records = records.count()
         r.rows_in = n_records
         r.stage("records read", n_records)
         identifiers = lake.read_or_empty(S.SILVER_IDENTIFIERS.address, S.SILVER_IDENTIFIERS.schema)
         events = lake.read(S.SILVER_EVENTS.address) if lake.exists(S.SILVER_EVENTS.address) else None
-        model, version = _model(ctx, records)
-        comps = cfg.comparison_defs()
+        t_model = time.monotonic()
+        model, version = _model(ctx, records, retrain)
+        train_s = time.monotonic() - t_model if retrain else 0.0
         model.check_comparisons(comps)
-        if incremental and new_keys is None:
+        counts = term_counts(records, comps)
+        counts = counts.localCheckpoint() if counts is not None else None
+        tf = frequencies_from_counts(counts, model.tf_totals).localCheckpoint() if counts is not None else None
+        oversized = oversized_blocks(records, cfg, salt).localCheckpoint()
+
+        merge = False
+        if incremental:
+            stored = _pairs_version(ctx)
+            if stored is None:
+                log.info("incremental match: no pairs stored yet, scoring every pair")
+            elif stored is not _NO_PAIRS and stored != version:
+                log.info("incremental match: model version %s differs from the stored pairs' %s: rescoring every pair", version, stored)
+            elif counts is not None and any(t is None for t in model.tf_totals.values()):
+                log.info("incremental match: the model has no fixed term-frequency denominators: rescoring every pair")
+            else:
+                merge = True
+        if merge and new_keys is None:
             new_keys = ctx.state.get("changed_record_keys")
-        if incremental and new_keys is None:
+        if merge and new_keys is None:
             new_keys = _new_keys(ctx, records)
-        merge = incremental and new_keys is not None and lake.exists(S.MATCH_PAIRS.address)
-        candidates = generate_candidate_pairs(records, cfg, new_keys if merge else None, carry=needed_columns(comps))
-        tf = term_frequencies(records, comps)
-        tf = tf.localCheckpoint() if tf is not None else None  # joined once per adjusted comparison
-        scored = score_pairs(candidates, model, records, comps, tf).select(
+        if merge and new_keys is None:
+            merge = False
+
+        summary_inc: dict[str, Any] = {}
+        regen: DataFrame | None = None
+        if merge and new_keys is not None:
+            previous_blocks = lake.read_or_empty(S.MATCH_SKIPPED_BLOCKS.address, S.MATCH_SKIPPED_BLOCKS.schema)
+            now_b = oversized.select("blocking_rule", "key_hash")
+            before_b = previous_blocks.select("blocking_rule", "key_hash")
+            crossed = now_b.subtract(before_b).unionByName(before_b.subtract(now_b))  # crossed the limit either way
+            regen = new_keys.select("record_key").unionByName(block_members(records, cfg, crossed, salt)).distinct().localCheckpoint()
+            stored_pairs = lake.read(S.MATCH_PAIRS.address)
+            untouched = _not_touching(stored_pairs, regen)
+            stale = None
+            if counts is not None:
+                previous_counts = lake.read_or_empty(S.MATCH_TERM_COUNTS.address, S.MATCH_TERM_COUNTS.schema)
+                stale = stale_pairs(untouched, records, comps, _changed_values(counts, previous_counts)).localCheckpoint()
+            candidates = generate_candidate_pairs(records, cfg, regen, carry=needed_columns(comps))
+            to_score = candidates.select("record_key_l", "record_key_r", "blocking_rule")
+            if stale is not None:
+                to_score = to_score.unionByName(stale)
+            summary_inc = {"regenerated_records": regen.count(), "rescored_pairs": stale.count() if stale is not None else 0}
+        else:
+            to_score = generate_candidate_pairs(records, cfg, None, carry=needed_columns(comps))
+        scored = score_pairs(to_score, model, records, comps, tf).select(
             *[c for c in S.MATCH_PAIRS.column_names if c not in ("model_version", "run_id")],
             F.lit(version).alias("model_version"),
             F.lit(r.run_id).alias("run_id"),
@@ -120,15 +227,23 @@ def run(ctx: "Context", incremental: bool = False, new_keys: DataFrame | None = 
         scored = scored.localCheckpoint()
         n_pairs = scored.count()
         r.stage("pairs scored", n_pairs)
-        if merge:
-            # A changed record's old pairs may no longer block together: drop them, then add the new scores.
-            lake.delete_keys(S.MATCH_PAIRS.address, "record_key_l", new_keys.withColumnRenamed("record_key", "record_key_l"))
-            lake.delete_keys(S.MATCH_PAIRS.address, "record_key_r", new_keys.withColumnRenamed("record_key", "record_key_r"))
+        if regen is not None:
+            lake.delete_keys(S.MATCH_PAIRS.address, "record_key_l", regen.withColumnRenamed("record_key", "record_key_l"))
+            lake.delete_keys(S.MATCH_PAIRS.address, "record_key_r", regen.withColumnRenamed("record_key", "record_key_r"))
             lake.merge(S.MATCH_PAIRS.address, scored, list(S.MATCH_PAIRS.key))
             all_pairs = lake.read(S.MATCH_PAIRS.address)
         else:
             lake.overwrite(S.MATCH_PAIRS.address, scored)
             all_pairs = scored
+        if counts is not None:
+            lake.overwrite(
+                S.MATCH_TERM_COUNTS.address,
+                counts.select(
+                    F.col(TF_COMPARISON).alias("comparison"), F.col(TF_VALUE).alias("value"),
+                    F.col(TF_COUNT).cast("long").alias("n"), F.lit(r.run_id).alias("run_id"),
+                ),
+            )
+        lake.overwrite(S.MATCH_SKIPPED_BLOCKS.address, oversized.withColumn("run_id", F.lit(r.run_id)))
         det_edges, det_report = identifier_edges(identifiers, events, cfg.deterministic, r.run_id)
         edges = (
             probabilistic_edges(all_pairs, cfg.threshold_probability, r.run_id)
@@ -150,7 +265,7 @@ def run(ctx: "Context", incremental: bool = False, new_keys: DataFrame | None = 
         stats = out.agg(F.count(F.lit(1)).alias("n"), F.countDistinct("cluster_id").alias("c")).collect()[0]
         r.rows_out = int(stats["n"])
         r.stage("clusters written", int(stats["n"]))
-        skipped = _skipped_blocks(records, cfg)
+        skipped = {row["blocking_rule"]: int(row["n"]) for row in oversized.groupBy("blocking_rule").agg(F.count(F.lit(1)).alias("n")).collect()}
         summary: dict[str, Any] = {
             "records": n_records,
             "pairs": n_pairs,
@@ -158,29 +273,14 @@ def run(ctx: "Context", incremental: bool = False, new_keys: DataFrame | None = 
             **{f"edges_{k.replace(':', '_')}": v for k, v in sorted(edge_counts.items())},
             "clusters": int(stats["c"]),
             "model_version": version,
-            "skipped_blocks": skipped,
+            "skipped_blocks": sum(skipped.values()),
+            **{f"skipped_blocks_{k}": v for k, v in sorted(skipped.items())},
             "generic_identifier_values": sum(int(x.get("values", 0)) for x in det_report),
             "guard_splits": sum(1 for x in guard_report if int(x.get("parts", 1)) > 1),
             "incremental": bool(merge),
+            **summary_inc,
+            **({"train_seconds": round(train_s, 2)} if retrain else {}),
         }
         for k, v in summary.items():
             r.metric(k, v)
     return summary
-
-
-def _skipped_blocks(records: DataFrame, cfg: Any) -> int:
-    """Blocks larger than max_block_size over all rules (counts only)."""
-    from jobs.match.blocking import _key_col, rule_key
-
-    keyed = records.select(*[rule_key(rule).alias(_key_col(i)) for i, rule in enumerate(cfg.blocking_rules)])
-    total = 0
-    parts = [
-        keyed.where(F.col(_key_col(i)).isNotNull()).groupBy(_key_col(i)).count().where(F.col("count") > cfg.max_block_size)
-        .select(F.lit(i).alias("rule"))
-        for i in range(len(cfg.blocking_rules))
-    ]
-    df = parts[0]
-    for p in parts[1:]:
-        df = df.unionByName(p)
-    total = df.count()
-    return int(total)

@@ -45,6 +45,7 @@ from jobs.match.comparisons import (
     ComparisonDef,
     compute_levels,
     level_column_name,
+    prepare_records,
     term_frequencies,
 )
 
@@ -74,6 +75,9 @@ class ComparisonParams:
     term_frequency_adjustments: bool = False
     tf_minimum_u_value: float = 1e-4
     tf_level: int | None = None
+    # Non-blank values of the adjusted column at training (a count, no value): the fixed
+    # denominator of the term frequencies (comparisons.frequencies_from_counts).
+    tf_total: int | None = None
 
     def weights(self) -> list[float]:
         """log2 Bayes factor per level (0 at the null level)."""
@@ -93,6 +97,10 @@ class FellegiSunterModel:
     trained_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     metrics: dict[str, Any] = field(default_factory=dict)
     format: int = MODEL_FORMAT
+
+    @property
+    def tf_totals(self) -> dict[str, int | None]:
+        return {c.name: c.tf_total for c in self.comparisons if c.tf_level is not None}
 
     @property
     def prior_weight(self) -> float:
@@ -146,6 +154,7 @@ def build_model(
     prior: float,
     link_type: str = "dedupe",
     metrics: Mapping[str, Any] | None = None,
+    tf_totals: Mapping[str, int] | None = None,
 ) -> FellegiSunterModel:
     params = [
         ComparisonParams(
@@ -159,6 +168,7 @@ def build_model(
             term_frequency_adjustments=c.term_frequency_adjustments,
             tf_minimum_u_value=c.tf_minimum_u_value,
             tf_level=c.tf_level,
+            tf_total=(int(tf_totals[c.name]) if tf_totals and c.name in tf_totals and c.tf_level is not None else None),
         )
         for c in comparisons
     ]
@@ -169,7 +179,11 @@ def build_model(
 
 
 def needed_columns(comparisons: Sequence[ComparisonDef]) -> list[str]:
-    return list(dict.fromkeys(col for c in comparisons for col in c.columns))
+    """Record columns a pair needs on both sides: compared columns, then prepared ones
+    (:func:`~jobs.match.comparisons.prepare_records` adds those to the records)."""
+    raw = [col for c in comparisons for col in c.columns]
+    prepared = [col for c in comparisons for col in c.prepared_columns]
+    return list(dict.fromkeys(raw + prepared))
 
 
 def with_both_sides(pairs: DataFrame, records: DataFrame, columns: Sequence[str]) -> DataFrame:
@@ -229,7 +243,9 @@ def random_pairs(records: DataFrame, cfg: "MatchConfig", columns: Sequence[str])
     h = F.xxhash64(F.col("record_key"), F.lit(t.seed))
     sample = records.select("record_key", "source", *columns).orderBy(h, F.col("record_key")).limit(n)
     cols = ["record_key", "source", *columns]
-    left = sample.select(*[F.col(c).alias(f"{c}_l") for c in cols])
+    # The sample is one partition after the limit; spread the left side so every core compares.
+    parts = max(int(records.sparkSession.conf.get("spark.sql.shuffle.partitions", "2") or 2), 2)
+    left = sample.repartition(parts, "record_key").select(*[F.col(c).alias(f"{c}_l") for c in cols])
     right = sample.select(*[F.col(c).alias(f"{c}_r") for c in cols])
     pairs = left.crossJoin(right).where(F.col("record_key_l") < F.col("record_key_r"))
     if cfg.link_type == "link_only":
@@ -259,6 +275,7 @@ def estimate_u(records: DataFrame, cfg: "MatchConfig", comparisons: Sequence[Com
 
     A level no sampled pair reached gets half a pair's share (so its weight stays finite).
     """
+    records = prepare_records(records, comparisons)
     pairs = random_pairs(records, cfg, needed_columns(comparisons))
     hist = vector_histogram(comparison_vectors(pairs, comparisons), comparisons)
     n = int(hist[COUNT].sum())
@@ -407,18 +424,19 @@ def score_pairs(
     ``weights`` explain the score: ``match_weight = log2(prior/(1-prior)) + sum(weights)``.
     Comparisons with term-frequency adjustments weigh an exact agreement on value ``v`` as
     ``log2(m_exact / max(tf(v), tf_minimum_u_value))`` (comparisons.py docstring); ``tf_tables``
-    is :func:`~jobs.match.comparisons.term_frequencies` of the records (computed here when None).
+    is :func:`~jobs.match.comparisons.term_frequencies` of the records with the model's fixed
+    denominators (computed here when None).
     Pairs lacking the compared columns get them from ``records``.
     """
     model.check_comparisons(comparisons)
     cols = needed_columns(comparisons)
     if records is not None:
-        pairs = with_both_sides(pairs, records, cols)
+        pairs = with_both_sides(pairs, prepare_records(records, comparisons), cols)
     adjusted = [c for c in comparisons if c.tf_level is not None]
     if adjusted and tf_tables is None:
         if records is None:
             raise DataError("score_pairs: term-frequency adjustments need the records or tf_tables")
-        tf_tables = term_frequencies(records, comparisons)
+        tf_tables = term_frequencies(records, comparisons, model.tf_totals)
     df = compute_levels(pairs, comparisons)
     for c in adjusted:
         tf = tf_tables.where(F.col(TF_COMPARISON) == F.lit(c.name)).select(

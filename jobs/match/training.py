@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 from jobs.common.errors import ConfigError, DataError, SchemaError
 from jobs.common.schemas import SILVER_RECORDS
 from jobs.match.blocking import generate_candidate_pairs
-from jobs.match.comparisons import ComparisonDef
+from jobs.match.comparisons import TF_COMPARISON, TF_COUNT, ComparisonDef, prepare_records, term_counts
 from jobs.match.model import (
     EMResult,
     FellegiSunterModel,
@@ -106,6 +106,7 @@ def fit(
     comps = comparisons or cfg.comparison_defs()
     t = cfg.training
     cols = needed_columns(comps)
+    records = prepare_records(records, comps)
     u_est = estimate_u(records, cfg, comps)
     pairs = generate_candidate_pairs(records, training_config(cfg), carry=cols)
     hist = vector_histogram(comparison_vectors(pairs, comps), comps)
@@ -145,7 +146,13 @@ def fit(
         "expected_matches": result.prior * n_candidates,
         "labelled_matches": int(label_hist["count"].sum()) if labels is not None else 0,
     }
-    model = build_model(comps, result.m, u_est["u"], prior, cfg.link_type, metrics)
+    counts = term_counts(records, comps)
+    tf_totals = (
+        {r[TF_COMPARISON]: int(r["total"]) for r in counts.groupBy(TF_COMPARISON).agg(F.sum(TF_COUNT).alias("total")).collect()}
+        if counts is not None
+        else {}
+    )
+    model = build_model(comps, result.m, u_est["u"], prior, cfg.link_type, metrics, tf_totals)
     return FitResult(model, hist, result, u_est["pairs"], time.monotonic() - t0)
 
 

@@ -538,21 +538,36 @@ def register_rewritten(ctx: "Context", changed: Iterable[str], run_id: str) -> N
 
 
 def reresolve(ctx: "Context") -> dict[str, Any]:
-    """Recompute clusters from the remaining edges, then golden profiles, households and segments."""
-    from jobs.match.connected_components import connected_components
-    from jobs.match.guard import apply_guard
+    """Re-resolve what the deleted records held together, as a full rerun over the rest would.
+
+    With stored pairs and a registered model: an incremental match run with no new records. It
+    rescores pairs whose term frequencies changed (the subject's values counted no more),
+    regenerates the pairs of blocks that fell below ``max_block_size``, rewrites
+    ``match.term_counts`` without the subject's values, and rebuilds edges and clusters. Without
+    them: clusters from the remaining edges. Then golden profiles, households and segments.
+    """
+    from jobs.match import training
 
     out: dict[str, Any] = {}
     if not (ctx.lake.exists(S.MATCH_EDGES.address) and ctx.lake.exists(S.SILVER_RECORDS.address)):
         return out
-    m = ctx.cfg.match
-    edges = ctx.lake.read(S.MATCH_EDGES.address)
-    nodes = ctx.lake.read(S.SILVER_RECORDS.address).select("record_key")
-    clusters = connected_components(edges, nodes, m.clustering, ctx.spark)
-    guarded, _report = apply_guard(clusters, edges, m.guard, m.threshold_probability)
-    run_id = f"privacy-{uuid.uuid4().hex[:8]}"
-    guarded = guarded.withColumn("run_id", F.lit(run_id))
-    ctx.lake.overwrite(S.MATCH_CLUSTERS.address, guarded.select(*S.MATCH_CLUSTERS.column_names).localCheckpoint())
+    if ctx.lake.exists(S.MATCH_PAIRS.address) and training.resolve_version(ctx) is not None:
+        from jobs.match import job as match
+
+        none = ctx.spark.createDataFrame([], "record_key string")
+        out["match"] = match.run(ctx, incremental=True, new_keys=none)
+    else:
+        from jobs.match.connected_components import connected_components
+        from jobs.match.guard import apply_guard
+
+        m = ctx.cfg.match
+        edges = ctx.lake.read(S.MATCH_EDGES.address)
+        nodes = ctx.lake.read(S.SILVER_RECORDS.address).select("record_key")
+        clusters = connected_components(edges, nodes, m.clustering, ctx.spark)
+        guarded, _report = apply_guard(clusters, edges, m.guard, m.threshold_probability)
+        run_id = f"privacy-{uuid.uuid4().hex[:8]}"
+        guarded = guarded.withColumn("run_id", F.lit(run_id))
+        ctx.lake.overwrite(S.MATCH_CLUSTERS.address, guarded.select(*S.MATCH_CLUSTERS.column_names).localCheckpoint())
     if ctx.lake.exists(S.GOLDEN_PROFILES.address) or ctx.lake.exists(S.GOLDEN_IDENTITY_MAP.address):
         from jobs.golden import job as golden
 
@@ -688,7 +703,7 @@ def erase_found(
         add_suppression(ctx, found, request_ids[0] if request_ids else run_id)
     if found.record_keys or found.person_ids or found.event_keys:
         reresolve(ctx)  # events too: profiles aggregate them
-    touched = set(removed) | {S.MATCH_CLUSTERS.address, S.GOLDEN_IDENTITY_MAP.address, S.GOLDEN_PROFILES.address, S.GOLDEN_HOUSEHOLDS.address, S.GOLDEN_ID_CHANGES.address, S.SEGMENT_MEMBERSHIP.address, S.SEGMENT_EXPORTS.address}
+    touched = set(removed) | {S.MATCH_CLUSTERS.address, S.MATCH_PAIRS.address, S.MATCH_EDGES.address, S.MATCH_TERM_COUNTS.address, S.MATCH_SKIPPED_BLOCKS.address, S.GOLDEN_IDENTITY_MAP.address, S.GOLDEN_PROFILES.address, S.GOLDEN_HOUSEHOLDS.address, S.GOLDEN_ID_CHANGES.address, S.SEGMENT_MEMBERSHIP.address, S.SEGMENT_EXPORTS.address}
     versions: dict[str, int] = {}
     for address in sorted(touched):
         if ctx.lake.exists(address):

@@ -5,11 +5,19 @@ RFM micro-segments (jobs.segments.transforms) -> merge the changes into segments
 (entered / exited rows; never an overwrite) -> write the audience files of every segment that asks
 for them, each with a JSON manifest next to it and a row in segments.exports -> record the run.
 
-Incremental runs (``affected_person_ids``) evaluate only those persons; everybody else keeps
-their rows as they are. A person among them who has no profile any more (erased, merged away)
-leaves every segment. Exports are always of the whole current membership, so a file is complete
-whatever kind of run wrote it. Suppressed (erased) persons are left out of the membership and,
-again, of every export.
+Full and incremental runs (``incremental=True``, from `cdp run --incremental`) are the same run:
+every profile is evaluated, and only the membership rows that change are written (MERGE of new
+open rows and newly closed rows; untouched history is never rewritten). Evaluating everyone is
+one projection over golden.profiles, and it is what correctness needs: membership changes for
+persons whose profile did not change at all, when the run date moves a rule such as
+``last_order_at > run_date - 90 days``, when a person is suppressed (erased) or when the config
+changes. So after an incremental golden run the membership rows written are those of the persons
+whose profile changed (the affected persons, and those whose RFM recency moved with the run date)
+plus those whose run-date rules flipped, and the result equals a full run on the same date.
+A person who has no profile any more (erased, merged away) leaves every segment.
+
+Exports are always of the whole current membership, so a file is complete whatever kind of run
+wrote it. Suppressed (erased) persons are left out of the membership and, again, of every export.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.common import schemas as S
-from jobs.common.errors import DataError, require_columns
+from jobs.common.errors import DataError
 from jobs.common.runlog import Run, record_run
 
 from .transforms import (
@@ -123,21 +131,14 @@ def write_exports(ctx: "Context", profiles: DataFrame, members: DataFrame, run: 
     return manifests
 
 
-def run(
-    ctx: "Context", affected_person_ids: DataFrame | None = None, incremental: bool = False
-) -> dict[str, Any]:
+def run(ctx: "Context", incremental: bool = False) -> dict[str, Any]:
     """Evaluate every segment, merge membership history, write exports; returns the counts.
 
-    ``affected_person_ids`` (a DataFrame with a person_id column) limits the evaluation to those
-    persons. ``incremental`` is accepted for the pipeline's common interface; without ids it is a
-    full evaluation, which is what a new run date needs anyway (rules such as
-    ``last_order_at > run_date - 90 days`` change membership without any profile changing).
+    ``incremental`` is accepted for the pipeline's common interface: an incremental run is the
+    full evaluation with a merge of the changed rows (module docstring).
     """
     lake = ctx.lake
     cfg = ctx.cfg.segments
-    if affected_person_ids is not None:
-        require_columns([S.ID_PERSON], affected_person_ids.columns, "segments run(affected_person_ids)")
-        affected_person_ids = affected_person_ids.select(S.ID_PERSON).distinct()
     if not lake.exists(S.GOLDEN_PROFILES.address):
         raise DataError(
             f"segments: table {S.GOLDEN_PROFILES.address} does not exist under {ctx.lake_root}; "
@@ -147,18 +148,13 @@ def run(
         run_at = ctx.run_at
         profiles = lake.read(S.GOLDEN_PROFILES.address)
         suppressed = _suppressed(ctx, profiles)
-        scope = profiles
-        if affected_person_ids is not None:
-            scope = profiles.join(affected_person_ids, on=S.ID_PERSON, how="left_semi")
-        evaluated = scope.count()
+        evaluated = profiles.count()
         r.rows_in = evaluated
-        r.stage("profiles evaluated" + (" (incremental)" if affected_person_ids is not None else ""), evaluated)
+        r.stage("profiles evaluated", evaluated)
 
-        members = evaluate_segments(scope, cfg, ctx.run_date, suppressed).localCheckpoint()
+        members = evaluate_segments(profiles, cfg, ctx.run_date, suppressed).localCheckpoint()
         current = lake.read_or_empty(S.SEGMENT_MEMBERSHIP.address, S.SEGMENT_MEMBERSHIP.schema)
-        changes = membership_changes(
-            current, members, run_at, r.run_id, segments=segment_names(cfg), persons=affected_person_ids
-        ).localCheckpoint()
+        changes = membership_changes(current, members, run_at, r.run_id, segments=segment_names(cfg)).localCheckpoint()
         per_change = {
             (row["segment"], row["change"]): int(row["n"])
             for row in changes.groupBy("segment", "change").agg(F.count(F.lit(1)).alias("n")).collect()

@@ -17,6 +17,7 @@ Everything here is Spark built-ins except the phone step, which calls the phonen
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql import Column, DataFrame
@@ -43,6 +44,31 @@ RecordStep = Callable[[DataFrame, StandardizeConfig, str], DataFrame]
 
 CLEANSERS: Registry[ColumnCleanser] = Registry("cleanser")
 RECORD_STEPS: Registry[RecordStep] = Registry("standardize step")
+
+
+@dataclass(frozen=True)
+class SourceCountry:
+    """The default country of rows that come from several sources at once.
+
+    ``column`` holds each row's source default (ISO-2); ``values`` are all of them (for the
+    placeholder phone numbers, which are spelled out per region). One standardisation plan over
+    the union of all sources costs one plan build instead of one per source.
+    """
+
+    column: Column
+    values: frozenset[str]
+
+
+DefaultCountry = "str | SourceCountry"
+
+
+def country_column(default_country: "str | SourceCountry") -> Column:
+    """The source default country as a Column."""
+    return default_country.column if isinstance(default_country, SourceCountry) else F.lit(default_country)
+
+
+def default_countries(default_country: "str | SourceCountry") -> set[str]:
+    return set(default_country.values) if isinstance(default_country, SourceCountry) else {default_country}
 
 
 # --- column cleansers ----------------------------------------------------------------------------
@@ -178,7 +204,7 @@ def parse_consent(c: Column, cfg: StandardizeConfig) -> tuple[Column, Column]:
 
 
 @RECORD_STEPS.register("placeholders")
-def null_placeholders(df: DataFrame, cfg: StandardizeConfig, default_country: str) -> DataFrame:
+def null_placeholders(df: DataFrame, cfg: StandardizeConfig, default_country: "str | SourceCountry") -> DataFrame:
     """Null placeholder values ('onbekend', 'n/a', '-', 'test') and flag ``placeholder:<field>``.
 
     Runs first, so that no later step parses 'onbekend' as a city or a name.
@@ -192,7 +218,7 @@ def null_placeholders(df: DataFrame, cfg: StandardizeConfig, default_country: st
 
 
 @RECORD_STEPS.register("country")
-def standardize_country(df: DataFrame, cfg: StandardizeConfig, default_country: str) -> DataFrame:
+def standardize_country(df: DataFrame, cfg: StandardizeConfig, default_country: "str | SourceCountry") -> DataFrame:
     """Country to ISO-2; missing means the source's default country; unknown text is null+flagged."""
     iso, _ = addresses.normalize_country(F.col("country"), cfg)
     df = df.withColumn(f"{TMP}country", iso)
@@ -200,20 +226,20 @@ def standardize_country(df: DataFrame, cfg: StandardizeConfig, default_country: 
     ok = F.col(f"{TMP}country").isNotNull()
     return df.withColumns(
         {
-            "country": F.when(~sent, F.lit(default_country)).otherwise(F.col(f"{TMP}country")),
+            "country": F.when(~sent, country_column(default_country)).otherwise(F.col(f"{TMP}country")),
             f"{FLAG_PREFIX}country": flag(sent & ~ok, "country_invalid"),
         }
     ).drop(f"{TMP}country")
 
 
 @RECORD_STEPS.register("names")
-def standardize_names_step(df: DataFrame, cfg: StandardizeConfig, default_country: str) -> DataFrame:
+def standardize_names_step(df: DataFrame, cfg: StandardizeConfig, default_country: "str | SourceCountry") -> DataFrame:
     """Titles, gender, given/particle/family split, initials, casing, match forms (names.py)."""
     return names.standardize_names(df, cfg)
 
 
 @RECORD_STEPS.register("emails")
-def standardize_emails(df: DataFrame, cfg: StandardizeConfig, default_country: str) -> DataFrame:
+def standardize_emails(df: DataFrame, cfg: StandardizeConfig, default_country: "str | SourceCountry") -> DataFrame:
     """E-mail lower-cased, typo-corrected or flagged, syntax-checked (emails.py)."""
     p = f"{TMP}email_"
     df = emails.add_email_columns(df, "email", cfg, p)
@@ -230,19 +256,19 @@ def standardize_emails(df: DataFrame, cfg: StandardizeConfig, default_country: s
     ).drop(*[f"{p}{k}" for k in emails.EMAIL_OUTPUTS])
 
 
-def _placeholder_regions(cfg: StandardizeConfig, default_country: str) -> set[str]:
-    return {default_country, "NL", "BE", "DE", "GB"} | set(cfg.postcode_rules) | set(cfg.phone_regions.values())
+def _placeholder_regions(cfg: StandardizeConfig, default_country: "str | SourceCountry") -> set[str]:
+    return default_countries(default_country) | {"NL", "BE", "DE", "GB"} | set(cfg.postcode_rules) | set(cfg.phone_regions.values())
 
 
 @RECORD_STEPS.register("phones")
-def standardize_phones(df: DataFrame, cfg: StandardizeConfig, default_country: str) -> DataFrame:
+def standardize_phones(df: DataFrame, cfg: StandardizeConfig, default_country: "str | SourceCountry") -> DataFrame:
     """Phones to E.164 in the record's country (else the source's default), via the pandas UDF.
 
     Placeholders are caught on the digits as sent ('06-12345678') and on the E.164 result
     ('+31 6 12345678'); invalid numbers are nulled and flagged, never guessed.
     """
     ph = cfg.placeholders
-    region = F.coalesce(lookup(cfg.phone_regions, F.col("country")), F.col("country"), F.lit(default_country))
+    region = F.coalesce(lookup(cfg.phone_regions, F.col("country")), F.col("country"), country_column(default_country))
     digits = phones.phone_digits(F.col("phone"))
     ph_digits = in_values(digits, ph.phone)
     if ph.phone_repeated_digit:
@@ -273,7 +299,7 @@ def standardize_phones(df: DataFrame, cfg: StandardizeConfig, default_country: s
 
 
 @RECORD_STEPS.register("addresses")
-def standardize_addresses(df: DataFrame, cfg: StandardizeConfig, default_country: str) -> DataFrame:
+def standardize_addresses(df: DataFrame, cfg: StandardizeConfig, default_country: "str | SourceCountry") -> DataFrame:
     """Street, house number + suffix, postcode per country, city and its match form."""
     street, hn = (
         addresses.split_street(F.col("street"), F.col("house_number"))
@@ -286,7 +312,7 @@ def standardize_addresses(df: DataFrame, cfg: StandardizeConfig, default_country
     number, suffix, hn_valid = addresses.split_house_number(
         F.col("house_number"), F.col("house_number_suffix"), cfg.house_number_suffix_aliases
     )
-    country = F.coalesce(F.col("country"), F.lit(default_country))
+    country = F.coalesce(F.col("country"), country_column(default_country))
     postcode, pc_valid = addresses.format_postcode(F.col("postcode"), country, cfg, F.col(f"{TMP}pc_compact"))
     city, city_match = addresses.clean_city(F.col("city"), cfg)
     return df.withColumns(
@@ -305,7 +331,7 @@ def standardize_addresses(df: DataFrame, cfg: StandardizeConfig, default_country
 
 
 @RECORD_STEPS.register("birth_dates")
-def standardize_birth_dates(df: DataFrame, cfg: StandardizeConfig, default_country: str) -> DataFrame:
+def standardize_birth_dates(df: DataFrame, cfg: StandardizeConfig, default_country: "str | SourceCountry") -> DataFrame:
     """Birth date parsed in the configured formats; impossible, future and implausible dates nulled."""
     today = dates.reference_date(cfg.reference_date)
     df = df.withColumn(
@@ -323,7 +349,7 @@ def standardize_birth_dates(df: DataFrame, cfg: StandardizeConfig, default_count
 
 
 @RECORD_STEPS.register("consents")
-def standardize_consents(df: DataFrame, cfg: StandardizeConfig, default_country: str) -> DataFrame:
+def standardize_consents(df: DataFrame, cfg: StandardizeConfig, default_country: "str | SourceCountry") -> DataFrame:
     """Consent flags to booleans; unrecognised values null and flagged ``consent_<channel>_invalid``."""
     cols: dict[str, Column] = {}
     for ch in CONSENT_CHANNELS:
@@ -342,7 +368,7 @@ TIMESTAMP_FIELDS = {
 
 
 @RECORD_STEPS.register("timestamps")
-def standardize_timestamps(df: DataFrame, cfg: StandardizeConfig, default_country: str) -> DataFrame:
+def standardize_timestamps(df: DataFrame, cfg: StandardizeConfig, default_country: "str | SourceCountry") -> DataFrame:
     """Consent and source timestamps parsed as UTC; unparseable values flagged ``<field>_invalid``."""
     cols: dict[str, Column] = {}
     for field, out in TIMESTAMP_FIELDS.items():
@@ -356,6 +382,6 @@ IDENTIFIER_FIELDS = ("customer_number", "loyalty_card", "cookie_id", "device_id"
 
 
 @RECORD_STEPS.register("identifiers")
-def standardize_identifiers(df: DataFrame, cfg: StandardizeConfig, default_country: str) -> DataFrame:
+def standardize_identifiers(df: DataFrame, cfg: StandardizeConfig, default_country: "str | SourceCountry") -> DataFrame:
     """Customer number, loyalty card, cookie and device ids through their configured cleansers."""
     return df.withColumns({f: identifier_value(F.col(f), f, cfg) for f in IDENTIFIER_FIELDS})

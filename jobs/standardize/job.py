@@ -8,6 +8,7 @@ them in; full runs rebuild silver.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -24,6 +25,7 @@ from jobs.common.runlog import record_run
 from jobs.ingest.config import SourceConfig
 from jobs.ingest.job import bronze_address, bronze_column
 
+from .cleansers import SourceCountry
 from .transforms import compute_dq_metrics, extract_identifiers, standardize_events, standardize_records
 
 if TYPE_CHECKING:
@@ -132,14 +134,21 @@ def event_inputs(ctx: "Context") -> list[tuple[SourceConfig, DataFrame]]:
     return out
 
 
+_COUNTRY = "__cdp_source_country"
+
+
 def _standardized(pairs: list[tuple[SourceConfig, DataFrame]], ctx: "Context", fn: Any) -> DataFrame | None:
-    frames = [fn(df, ctx.cfg.standardize, src.default_country) for src, df in pairs]
-    if not frames:
+    """All sources' canonical rows in one union, standardised by one plan.
+
+    Each source's default country rides along as a column (:class:`SourceCountry`), so the wide
+    cleansing plan is built once, not once per source (building it costs thousands of JVM calls).
+    """
+    if not pairs:
         return None
-    result = frames[0]
-    for f in frames[1:]:
-        result = result.unionByName(f)
-    return result
+    frames = [df.withColumn(_COUNTRY, F.lit(src.default_country)) for src, df in pairs]
+    union = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+    country = SourceCountry(F.col(_COUNTRY), frozenset(src.default_country for src, _ in pairs))
+    return fn(union, ctx.cfg.standardize, country)
 
 
 def _only_changed(new: DataFrame, ctx: "Context", address: str, key: str) -> DataFrame:

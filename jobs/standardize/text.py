@@ -7,6 +7,8 @@ work over Spark Connect; no Python UDF is involved.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -173,16 +175,25 @@ def recase(c: Column, enabled: bool, lower_words: Iterable[str] = (), dutch_ij: 
     return F.when(is_uniform_case(c), name_case(c, lower_words, dutch_ij)).otherwise(c)
 
 
+def _json_map(items: tuple[tuple[str, str | None], ...]) -> Column:
+    from pyspark import SparkContext
+
+    # Columns belong to one JVM: never hand one out to a later session.
+    return _json_map_cached(id(SparkContext._active_spark_context), items)
+
+
+@functools.lru_cache(maxsize=512)
+def _json_map_cached(_context: int, items: tuple[tuple[str, str | None], ...]) -> Column:
+    # One JVM call for the whole literal (a create_map of literals costs two calls per entry,
+    # thousands per plan); from_json of a literal is constant-folded by the optimizer.
+    return F.from_json(F.lit(json.dumps(dict(items), ensure_ascii=False)), "map<string,string>")
+
+
 def literal_map(mapping: Mapping[str, str | None]) -> Column:
     """A map literal for lookups with ``try_element_at`` (one hash lookup, no join)."""
     if not mapping:
         return F.create_map().cast("map<string,string>")
-    args: list[Column] = []
-    for k in sorted(mapping):
-        args.append(F.lit(k))
-        v = mapping[k]
-        args.append(F.lit(v).cast("string"))
-    return F.create_map(*args)
+    return _json_map(tuple(sorted((str(k), None if v is None else str(v)) for k, v in mapping.items())))
 
 
 def lookup(mapping: Mapping[str, str | None], key: Column) -> Column:
@@ -200,11 +211,14 @@ def any_regex(c: Column, patterns: Sequence[str]) -> Column:
 
 
 def in_values(c: Column, values: Iterable[str]) -> Column:
-    """Membership in a literal set; Spark turns a long list into a hash set (InSet)."""
-    vals = sorted(set(values))
+    """Membership in a literal set: a hash lookup in a map literal (null when ``c`` is null)."""
+    vals = sorted({str(v) for v in values})
     if not vals:
         return F.lit(False)
-    return c.isin(vals)
+    if len(vals) <= 3:
+        return c.isin(vals)
+    # null when c is null, as with isin
+    return F.when(c.isNotNull(), F.try_element_at(literal_map({v: "1" for v in vals}), c).isNotNull())
 
 
 def regex_alternation(words: Iterable[str]) -> str:

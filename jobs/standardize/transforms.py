@@ -36,7 +36,7 @@ from jobs.common.schemas import (
     SOURCE,
     TMP,
 )
-from jobs.standardize.cleansers import RECORD_STEPS, TIMESTAMP_FIELDS, identifier_value
+from jobs.standardize.cleansers import RECORD_STEPS, TIMESTAMP_FIELDS, SourceCountry, identifier_value
 from jobs.standardize.config import StandardizeConfig
 from jobs.standardize.dates import parse_timestamp
 from jobs.standardize.emails import add_email_columns
@@ -91,13 +91,14 @@ def _prepare(df: DataFrame, fields: Sequence[str], where: str) -> DataFrame:
     return df.withColumns(cols)
 
 
-def standardize_records(df: DataFrame, cfg: StandardizeConfig, default_country: str = "NL") -> DataFrame:
+def standardize_records(df: DataFrame, cfg: StandardizeConfig, default_country: "str | SourceCountry" = "NL") -> DataFrame:
     """Bronze person rows (canonical string columns + lineage) -> SILVER_RECORDS.
 
     Input: any subset of CANONICAL_FIELDS as columns (missing ones are null), ``_record_key,
     _source, _batch_id`` (required), ``_row_hash, _ingested_at``, ``trust_rank`` (int) and
     ``extensions`` (map<string,string>) where present. ``default_country`` (ISO-2) is the
-    source's country: it fills a missing country and is the phone region of such records.
+    source's country: it fills a missing country and is the phone region of such records; a
+    :class:`~jobs.standardize.cleansers.SourceCountry` gives it per row (several sources at once).
 
     The steps of ``cfg.steps`` run in order (see cleansers.RECORD_STEPS); the result has exactly
     SILVER_RECORDS' columns, order and types, with ``dq_flags`` collecting every finding
@@ -205,7 +206,7 @@ _CURRENCY_SYMBOLS = {"€": "EUR", "$": "USD", "£": "GBP", "eur": "EUR", "euro"
 def standardize_events(
     df: DataFrame,
     cfg: StandardizeConfig,
-    default_country: str = "NL",
+    default_country: "str | SourceCountry" = "NL",
     event_type_map: Mapping[str, str] | None = None,
     default_event_type: str | None = None,
 ) -> DataFrame:

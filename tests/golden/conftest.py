@@ -31,13 +31,24 @@ def rows_of(spark: SparkSession, table: TableSpec, rows: list[dict[str, Any]]) -
     return spark.createDataFrame([tuple(r.get(n) for n in names) for r in rows], table.schema)
 
 
-def pid(epoch: int, smallest_key: str) -> str:
-    """The person id jobs.golden.ids hands a new cluster (computed independently here)."""
-    return "P" + hashlib.sha256(f"person\x1f{epoch}\x1f{smallest_key}".encode()).hexdigest()[:24]
+def anchored(anchor_key: str) -> str:
+    """The person id jobs.golden.ids hands a new cluster anchored at ``anchor_key`` (computed here)."""
+    return "P" + hashlib.sha256(f"person\x1f{anchor_key}".encode()).hexdigest()[:24]
+
+
+def salted(epoch: int, anchor_key: str) -> str:
+    """The new id when the anchored one was issued before: salted with the run's epoch."""
+    return "P" + hashlib.sha256(f"person\x1f{epoch}\x1f{anchor_key}".encode()).hexdigest()[:24]
 
 
 def hid(epoch: int, smallest_person: str) -> str:
+    """The salted household id (the anchored one was issued before), computed independently."""
     return "H" + hashlib.sha256(f"household\x1f{epoch}\x1f{smallest_person}".encode()).hexdigest()[:24]
+
+
+def household_anchored(smallest_person: str) -> str:
+    """The household id jobs.golden.households hands a new group anchored at its smallest person."""
+    return "H" + hashlib.sha256(f"household\x1f{smallest_person}".encode()).hexdigest()[:24]
 
 
 def clusters_of(spark: SparkSession, groups: list[list[str]], run_id: str = "m1") -> DataFrame:
@@ -86,10 +97,20 @@ def make_events(spark: SparkSession) -> Callable[[list[dict[str, Any]]], DataFra
 
 
 @pytest.fixture()
-def pid_of() -> Callable[[int, str], str]:
-    return pid
+def anchored_of() -> Callable[[str], str]:
+    return anchored
+
+
+@pytest.fixture()
+def salted_of() -> Callable[[int, str], str]:
+    return salted
 
 
 @pytest.fixture()
 def hid_of() -> Callable[[int, str], str]:
     return hid
+
+
+@pytest.fixture()
+def household_of() -> Callable[[str], str]:
+    return household_anchored

@@ -11,14 +11,15 @@ from pyspark.sql import functions as F
 from jobs.common import schemas as S
 from jobs.common.errors import ConfigError, DataError
 from jobs.golden import job
-from jobs.golden.lookup import find_profile
+from jobs.common.delta import commit_metadata_of
+from jobs.golden.lookup import find_profile, profiles_version_of_run
 
 ADDR = {"street": "Dorpsstraat", "house_number": "1", "postcode": "1234 AB", "postcode_valid": True,
         "city": "Utrecht", "country": "NL"}
 
 
 def test_golden_job_end_to_end_and_lookup(make_ctx, make_records, make_identifiers, make_events,
-                                          make_clusters, pid_of, hid_of):
+                                          make_clusters, anchored_of, household_of):
     ctx = make_ctx(run={"date": "2026-11-01"})
     lake = ctx.lake
     lake.overwrite(S.SILVER_RECORDS.address, make_records([
@@ -42,7 +43,9 @@ def test_golden_job_end_to_end_and_lookup(make_ctx, make_records, make_identifie
     ]))
     lake.overwrite(S.MATCH_CLUSTERS.address, make_clusters([["r1", "r2"], ["r3"]]))
 
-    p1, p3, h = pid_of(0, "r1"), pid_of(0, "r3"), hid_of(0, pid_of(0, "r1") if pid_of(0, "r1") < pid_of(0, "r3") else pid_of(0, "r3"))
+    # {r1, r2} is anchored at r2, its older record (source_updated_at 2025 before r1's 2026)
+    p1, p3 = anchored_of("r2"), anchored_of("r3")
+    h = household_of(min(p1, p3))
     s1 = job.run(ctx)
     assert {k: s1[k] for k in ("records", "persons", "new", "merged", "split", "retired", "households",
                                 "profiles_changed", "profiles_removed", "epoch")} == {
@@ -60,13 +63,16 @@ def test_golden_job_end_to_end_and_lookup(make_ctx, make_records, make_identifie
     assert [(r.job, r.status, r.rows_in, r.rows_out, r.metrics["new"], r.metrics["persons"]) for r in runs] == [
         ("golden", "succeeded", 3, 2, "2", "2")]
 
-    # the same input again: same ids, no changes, no new profile version
+    # the same input again: same ids, no changes; the profiles get an empty version with the run id
     version = lake.version(S.GOLDEN_PROFILES.address)
     s2 = job.run(ctx)
     assert (s2["new"], s2["merged"], s2["split"], s2["retired"], s2["profiles_changed"]) == (0, 0, 0, 0, 0)
     assert s2["epoch"] > s1["epoch"]  # identity-map versions so far: every run salts new ids differently
     assert {r.record_key: r.person_id for r in lake.read(S.GOLDEN_IDENTITY_MAP.address).collect()} == imap
-    assert lake.version(S.GOLDEN_PROFILES.address) == version
+    assert lake.version(S.GOLDEN_PROFILES.address) == version + 1
+    assert commit_metadata_of(lake.history(S.GOLDEN_PROFILES.address)[0]) == {"job": "golden", "run_id": s2["run_id"]}
+    assert profiles_version_of_run(lake, s1["run_id"]) == version
+    assert profiles_version_of_run(lake, s2["run_id"]) == version + 1
     assert {r.run_id for r in lake.read(S.GOLDEN_PROFILES.address).collect()} == {s1["run_id"]}
     time.sleep(1.5)
     before_merge = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
@@ -86,7 +92,7 @@ def test_golden_job_end_to_end_and_lookup(make_ctx, make_records, make_identifie
     assert (found["person_id"], found["record_count"]) == (p1, 3)
     assert (found["provenance"]["email"]["record_key"], found["provenance"]["email"]["rule"]) == ("r1", "most_recent")
     assert find_profile(ctx, "loyalty_card:L1")["person_id"] == p1
-    with pytest.raises(DataError, match="no person has email 'nobody@example.nl'"):
+    with pytest.raises(DataError, match=r"^no person has this email \(the value is not shown\); expected a known email$"):
         find_profile(ctx, "email:nobody@example.nl")
     with pytest.raises(DataError, match=f"person {p3} has no golden profile"):
         find_profile(ctx, f"person_id:{p3}")

@@ -123,7 +123,6 @@ def test_ndjson_numbers_and_objects_keep_their_received_text() -> None:
     ("src", "data", "message"),
     [
         (CSV, b"", "f: cannot be read: the file is empty (0 bytes)"),
-        (NDJSON, b"\n  \n", "f: cannot be read: the file is empty (4 bytes)"),
         (PARQUET, b"", "f: cannot be read: the file is empty (0 bytes)"),
         (CSV, "id;naam\n".encode("utf-16"), "f: cannot be read: the file is UTF-16 text (byte order mark); expected UTF-8 or Windows-1252/Latin-1 text"),
         (NDJSON, gzip.compress(b'{"id": 1}\n'), "f: cannot be read: the file is gzip-compressed; expected utf-8 text"),
@@ -137,6 +136,13 @@ def test_a_file_that_cannot_be_read_at_all_raises(src: SourceConfig, data: bytes
     with pytest.raises(DataError) as info:
         parse_file(data, src, "f")
     assert str(info.value).startswith(message)
+
+
+@pytest.mark.parametrize("data", [b"", b"\n  \n"])
+def test_an_empty_json_lines_delivery_has_no_rows(data: bytes) -> None:
+    # JSON lines have no header to miss: an empty nightly delivery is zero records, not an error.
+    parsed = parse_file(data, NDJSON, "f")
+    assert (parsed.rows, parsed.rows_read, parsed.quarantine, parsed.columns) == (0, 0, [], [])
 
 
 def test_parquet_in_a_csv_source_is_refused_as_parquet() -> None:

@@ -8,7 +8,16 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, StringType, StructField, StructType
 
-from jobs.match.comparisons import build_comparison, compute_levels, jaro_winkler_pandas, jaro_winkler_sql, level_column_name, term_frequencies
+from jobs.common.jvm import register_udfs
+from jobs.match.comparisons import (
+    build_comparison,
+    compute_levels,
+    jaro_winkler_jvm,
+    jaro_winkler_pandas,
+    jaro_winkler_sql,
+    level_column_name,
+    term_frequencies,
+)
 from jobs.match.config import ComparisonConfig
 
 
@@ -22,8 +31,15 @@ def _levels(spark, cfg: dict, rows: list[tuple], dtype=StringType()) -> list[int
     return [r[level_column_name(cmp.name)] for r in out.collect()]
 
 
-@pytest.mark.parametrize("impl", [jaro_winkler_pandas, jaro_winkler_sql])
+def test_the_jvm_udf_is_built_and_registered(spark) -> None:  # noqa: ANN001
+    # The test machine has a JDK: the jar must have been compiled and put on the session's classpath.
+    assert register_udfs(spark) is True
+    assert spark.catalog.functionExists("cdp_jaro_winkler")
+
+
+@pytest.mark.parametrize("impl", [jaro_winkler_pandas, jaro_winkler_sql, jaro_winkler_jvm])
 def test_jaro_winkler_textbook_values(spark, impl) -> None:  # noqa: ANN001
+    register_udfs(spark)
     rows = [("MARTHA", "MARHTA"), ("DWAYNE", "DUANE"), ("DIXON", "DICKSONX"), ("JELLYFISH", "SMELLYFISH"),
             ("ABC", "ABC"), ("ABC", "XYZ"), (None, "ABC")]
     df = spark.createDataFrame(rows, "a string, b string")
@@ -32,11 +48,27 @@ def test_jaro_winkler_textbook_values(spark, impl) -> None:  # noqa: ANN001
 
 
 def test_jaro_winkler_implementations_agree(spark) -> None:  # noqa: ANN001
-    words = ["jansen", "janssen", "jansens", "hansen", "johnson", "jonsen", "a", "ab", "ba", "van der berg", "vd berg"]
-    rows = [(a, b) for a in words for b in words]
+    import random
+
+    register_udfs(spark)
+    words = ["jansen", "janssen", "jansens", "hansen", "johnson", "jonsen", "a", "ab", "ba", "van der berg", "vd berg",
+             "", "müller", "mueller", "ĳssel", "ijssel", "😀ab", "ab😀"]
+    rng = random.Random(7)
+    alphabet = "abcde"
+    words += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 9))) for _ in range(40)]
+    rows = [(a, b) for a in words for b in words] + [(None, "x"), ("x", None)]
     df = spark.createDataFrame(rows, "a string, b string")
-    got = df.select(jaro_winkler_pandas(F.col("a"), F.col("b")).alias("p"), jaro_winkler_sql(F.col("a"), F.col("b")).alias("s")).collect()
-    assert all(abs(r["p"] - r["s"]) < 1e-9 for r in got)
+    got = df.select(
+        jaro_winkler_pandas(F.col("a"), F.col("b")).alias("p"),
+        jaro_winkler_sql(F.col("a"), F.col("b")).alias("s"),
+        jaro_winkler_jvm(F.col("a"), F.col("b")).alias("j"),
+    ).collect()
+    assert len(got) == len(words) ** 2 + 2
+    for r in got:
+        if r["p"] is None:
+            assert r["s"] is None and r["j"] is None
+        else:
+            assert abs(r["p"] - r["s"]) < 1e-9 and abs(r["p"] - r["j"]) < 1e-9, r
 
 
 def test_exact(spark) -> None:  # noqa: ANN001

@@ -108,20 +108,32 @@ def test_history_across_runs_enter_stay_exit_reenter(ctx, spark: SparkSession) -
     assert (runs[id3].rows_in, runs[id3].rows_out) == (3, 2)
 
 
-def test_incremental_run_reevaluates_only_the_affected_persons(ctx, spark: SparkSession) -> None:  # noqa: ANN001
-    write_profiles(ctx, spark, [person("a", last_order_at=RECENT), person("b", last_order_at=RECENT),
-                                person("c", last_order_at=RECENT)])
-    first = job.run(ctx)
-    # every profile changes, but only a and c are named as affected; c was erased (no profile)
-    write_profiles(ctx, spark, [person("a", last_order_at=OLD), person("b", last_order_at=OLD)])
-    affected = spark.createDataFrame([("a",), ("c",)], "person_id string")
-    second = job.run(ctx, affected_person_ids=affected)
-    assert (second["evaluated"], second["entered"], second["exited"]) == (1, 0, 2)
-    assert history(ctx) == {
+def test_incremental_run_evaluates_everyone_and_writes_only_changed_rows(make_ctx, spark: SparkSession) -> None:  # noqa: ANN001
+    first_ctx = make_ctx(segments=SEGMENTS, run={"date": "2024-06-15"}, privacy={"salt": SALT})
+    write_profiles(first_ctx, spark, [person("a", last_order_at=RECENT), person("b", last_order_at=RECENT),
+                                      person("c", last_order_at=dt.datetime(2024, 3, 20, 12, 0))])
+    first = job.run(first_ctx, incremental=True)
+    assert first["entered"] == 3
+    before = {(r.person_id, r.segment, r.entered_run) for r in first_ctx.lake.read(SEGMENT_MEMBERSHIP.address).collect()}
+    # a month later: a's profile changed (no order any more); b and c did not change, but c's
+    # last order is now more than 90 days before the run date. b's row is not rewritten.
+    later = make_ctx(segments=SEGMENTS, run={"date": "2024-07-15"}, privacy={"salt": SALT})
+    write_profiles(later, spark, [person("a", last_order_at=None), person("b", last_order_at=RECENT),
+                                  person("c", last_order_at=dt.datetime(2024, 3, 20, 12, 0))])
+    version = later.lake.version(SEGMENT_MEMBERSHIP.address)
+    second = job.run(later, incremental=True)
+    assert (second["evaluated"], second["entered"], second["exited"]) == (3, 0, 2)
+    assert history(later) == {
         ("a", "recent", first["run_id"], second["run_id"], False),
-        ("b", "recent", first["run_id"], None, True),  # not affected: left as it was
-        ("c", "recent", first["run_id"], second["run_id"], False),
+        ("b", "recent", first["run_id"], None, True),
+        ("c", "recent", first["run_id"], second["run_id"], False),  # the run date moved, not the profile
     }
+    # one merge commit that touched only a's and c's rows; the same as a full run would give
+    assert later.lake.version(SEGMENT_MEMBERSHIP.address) == version + 1
+    assert {(r.person_id, r.segment, r.entered_run) for r in later.lake.read(SEGMENT_MEMBERSHIP.address).collect()} == before
+    third = job.run(later, incremental=True)
+    assert (third["entered"], third["exited"]) == (0, 0)
+    assert later.lake.version(SEGMENT_MEMBERSHIP.address) == version + 1
 
 
 def test_exports_consent_suppression_hashes_and_manifests(ctx, spark: SparkSession) -> None:  # noqa: ANN001
@@ -193,12 +205,9 @@ def test_exports_consent_suppression_hashes_and_manifests(ctx, spark: SparkSessi
         assert value not in text
 
 
-def test_missing_profiles_and_bad_affected_ids_fail_clearly(ctx, spark: SparkSession) -> None:  # noqa: ANN001
-    from jobs.common.errors import DataError, SchemaError
+def test_missing_profiles_fail_clearly(ctx) -> None:  # noqa: ANN001
+    from jobs.common.errors import DataError
 
     with pytest.raises(DataError, match=r"segments: table golden.profiles does not exist under .*; expected the "
                                         r"golden stage to have run first"):
         job.run(ctx)
-    with pytest.raises(SchemaError, match=r"segments run\(affected_person_ids\): missing column\(s\) person_id; "
-                                          r"available: id"):
-        job.run(ctx, affected_person_ids=spark.createDataFrame([("a",)], "id string"))
