@@ -8,7 +8,11 @@ FEBRL
 Generated data (one table for all person sources)
     * ``silver`` (preferred, the fairest comparison): our standardise stage's ``silver.records``
       read with ``deltalake``; both tools then match exactly the same cleaned values. Match forms
-      (lower case, accents folded) are used for names and city.
+      (lower case, accents folded) are used for names and city. Web cookie records (source
+      ``web``) carry no person fields; ours links them through the login events (a cookie that
+      logged in as one customer number is linked to that customer's records), so Splink gets the
+      same fact as data: such a cookie record's ``customer_number`` is the one it logged in with
+      (from ``silver.events``), and Splink can block on and compare it.
     * ``raw``: when no ``silver.records`` exists, the generated files are read as
       conf/sources/*.yaml describes them (format, delimiter, encoding, mapping) and cleaned the
       way any user would before calling Splink: trim, lower-case, e-mail lower-case, phone digits
@@ -30,6 +34,8 @@ import numpy as np
 import pandas as pd
 
 from bench.datasets import UID_SEP
+
+WEB_SOURCE = "web"  # conf/sources/web.yaml records_source: one anonymous record per cookie
 
 FEBRL_SPLINK_COLUMNS = (
     "given_name", "surname", "street_number", "address_1", "address_2", "suburb", "postcode",
@@ -80,14 +86,33 @@ def silver_input(lake_root: str) -> pd.DataFrame:
     missing = [c for c in wanted.values() if c not in have]
     if missing:
         raise ValueError(f"silver.records lacks {missing}; has {sorted(have)}")
-    df = dt.to_pandas(columns=sorted(set(wanted.values())))
+    df = dt.to_pandas(columns=sorted(set(wanted.values()) | {"cookie_id"}))
     out = pd.DataFrame({k: df[v] for k, v in wanted.items()})
+    logins = login_customer_numbers(lake_root)
+    if logins is not None and len(logins):
+        web = (df["source"] == WEB_SOURCE) & df["cookie_id"].notna()
+        out.loc[web, "customer_number"] = out.loc[web, "customer_number"].fillna(df.loc[web, "cookie_id"].map(logins))
     out["birth_date"] = pd.to_datetime(out["birth_date"], errors="coerce").dt.strftime("%Y-%m-%d")
     out["street"] = out["street"].astype("string").str.lower()
     out = out.astype(object).where(out.notna(), None)
     out.insert(0, "unique_id", out["source"].astype(str) + UID_SEP + out["source_id"].astype(str).str.strip())
     out = out.drop(columns=["source_id"])
     return _blank_to_none(out[["unique_id", "source", *GENERATED_COLUMNS]])
+
+
+def login_customer_numbers(lake_root: str) -> pd.Series | None:
+    """cookie id -> the customer number it logged in with, for cookies that logged in as exactly one
+    customer (ours treats cookies with more as shared devices and links nothing); None without events."""
+    from deltalake import DeltaTable
+
+    path = os.path.join(lake_root, "silver", "events")
+    if not os.path.isdir(os.path.join(path, "_delta_log")):
+        return None
+    ev = DeltaTable(path).to_pandas(columns=["event_type", "cookie_id", "login_customer_number"])
+    ev = ev[(ev["event_type"] == "login") & ev["cookie_id"].notna() & ev["login_customer_number"].notna()]
+    pairs = ev[["cookie_id", "login_customer_number"]].drop_duplicates()
+    one = pairs.groupby("cookie_id")["login_customer_number"].agg(["first", "size"])
+    return one.loc[one["size"] == 1, "first"]
 
 
 # --- raw generated files, read through the source YAMLs ------------------------------------------
