@@ -8,6 +8,7 @@ prints for value checks.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -59,7 +60,13 @@ def execute_notebook(name: str, lake: Path, data: Path, work: Path, timeout: int
     client = nbclient.NotebookClient(
         nb, km=km, timeout=timeout, kernel_name="cdp-test", resources={"metadata": {"path": str(NOTEBOOKS)}}
     )
-    client.execute(env=env)
+    try:
+        client.execute(env=env)
+    finally:
+        # collect the kernel clients now: their __del__ logs, and run later by a stray collection
+        # (inside another test's compile(), after pytest closed the capture stream) it breaks there
+        del client, km
+        gc.collect()
     nbformat.write(nb, work / name)  # the executed copy, for a look when a check fails
     return nb
 

@@ -1,0 +1,151 @@
+"""Tests for bench/scale.py and the phase reading of bench/ours.py (no Spark, no cdp processes).
+
+Run explicitly: ``pytest bench/test_scale.py`` (the main suite only collects tests/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from bench.ours import match_phases, printed_summary
+from bench.report import render_scale
+from bench.scale import batch_shares, compare_runs, land, median_tree, parse_parts, split_for_share
+
+
+def _count_lines(path: str) -> int:
+    with open(path, "rb") as fh:
+        return sum(1 for _ in fh)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from jobs.ingest.generate import generate_sample_data
+
+    out = str(tmp_path_factory.mktemp("gen"))
+    generate_sample_data(300, 5, out, batches=4)
+    return out
+
+
+def test_land_merges_parts_into_one_file_per_delivery(generated: str, tmp_path) -> None:  # noqa: ANN001
+    merged, parts = str(tmp_path / "merged"), str(tmp_path / "parts")
+    n_merged = land(generated, merged, [1, 2, 3], merge=True)
+    n_parts = land(generated, parts, [1, 2, 3], merge=False)
+    assert n_merged < n_parts
+    assert sorted(os.listdir(merged)) == ["crm", "email", "pos", "web", "webshop"]  # no ground truth, no manifest
+    crm = sorted(os.listdir(os.path.join(merged, "crm")))
+    assert crm == ["crm_export_latin1_part1-3of4.csv", "crm_export_utf8_part1-3of4.csv"]
+    for name in crm:
+        stem = name.split("_part")[0]
+        originals = [os.path.join(generated, f"batch_{b}", "crm", f"{stem}_part{b}of4.csv") for b in (1, 2, 3)]
+        # one header, every data line of every part
+        assert _count_lines(os.path.join(merged, "crm", name)) == 1 + sum(_count_lines(p) - 1 for p in originals)
+    import pyarrow.parquet as pq
+
+    members = pq.read_table(os.path.join(merged, "pos", "members_part1-3of4.parquet")).num_rows
+    assert members == sum(pq.read_table(os.path.join(generated, f"batch_{b}", "pos", f"members_part{b}of4.parquet")).num_rows for b in (1, 2, 3))
+    assert "events_broken.ndjson" in os.listdir(os.path.join(merged, "web"))  # not a part file: copied as is
+    land(generated, merged, [4], merge=True)
+    assert "crm_export_utf8_part4of4.csv" in os.listdir(os.path.join(merged, "crm"))
+
+
+def test_batch_shares_and_split(generated: str) -> None:
+    shares = batch_shares(generated)
+    assert len(shares) == 4 and sum(shares) == pytest.approx(1.0)
+    assert split_for_share([0.5, 0.3, 0.15, 0.05], 0.01) == 1
+    assert split_for_share([0.5, 0.3, 0.15, 0.05], 0.2) == 2
+    assert split_for_share([0.97, 0.005, 0.004, 0.003, 0.002], 0.01) == 3  # 0.009 is closest
+
+
+def test_compare_runs() -> None:
+    map1 = pd.Series({"a": "P1", "b": "P1", "c": "P2", "d": "P3"})
+    map2 = pd.Series({"a": "P1", "b": "P1", "c": "P1", "d": "P3", "e": "P4", "f": "P3"})  # P2 merged into P1
+    r = compare_runs(map1, map2)
+    assert (r["new_records"], r["persons_run1"], r["persons_run2"]) == (2, 3, 3)
+    assert r["person_ids_kept_share"] == pytest.approx(2 / 3, abs=1e-5)
+    assert r["records_same_person_id_share"] == pytest.approx(0.75)
+    assert r["new_share_of_run2"] == pytest.approx(2 / 6, abs=1e-5) and r["new_share_of_run1"] == 0.5
+
+
+def test_median_tree_skips_failed_repeats() -> None:
+    runs = [
+        {"wall_s": 10.0, "n": 3, "ok": True, "sub": {"x": 1.0}, "name": "a", "error": None},
+        {"wall_s": 30.0, "n": 5, "ok": False, "sub": {"x": 3.0}, "name": "b", "error": None},
+        {"wall_s": 20.0, "n": 4, "ok": True, "sub": {"x": 2.0}, "name": "c", "error": None},
+        {"wall_s": 1.0, "error": "boom"},
+    ]
+    m = median_tree(runs)
+    assert (m["wall_s"], m["n"], m["sub"]["x"], m["ok"], m["name"]) == (20.0, 4, 2.0, True, "c")
+
+
+def test_parse_parts() -> None:
+    assert parse_parts("a,b") == ["generate", "ingest", "standardize"]
+    assert parse_parts("erase,c") == ["erase", "stability"]
+    with pytest.raises(SystemExit, match="unknown 'z'"):
+        parse_parts("z")
+
+
+def test_match_phases_from_ops_runs_and_log(tmp_path) -> None:  # noqa: ANN001
+    from deltalake import write_deltalake
+
+    lake = str(tmp_path / "lake")
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    rows = pa.table(
+        {
+            "run_id": ["m1", "m2"], "job": ["match", "match"], "parent_run_id": [None, None],
+            "config_hash": ["h", "h"], "started_at": [t0, t0 + timedelta(seconds=100)],
+            "ended_at": [t0 + timedelta(seconds=50), t0 + timedelta(seconds=130)],
+            "status": ["succeeded", "succeeded"], "rows_in": [1, 1], "rows_out": [1, 1], "rows_quarantined": [0, 0],
+            "metrics": pa.array([[("train_seconds", "20.0")], [("train_seconds", "12.5")]], pa.map_(pa.string(), pa.string())),
+            "error": [None, None],
+        }
+    )
+    write_deltalake(os.path.join(lake, "ops", "runs"), rows)
+    log = tmp_path / "match.log"
+    log.write_text("noise\nmatch: " + json.dumps({"train_seconds": 99.0}) + "\n", encoding="utf-8")
+    assert printed_summary(str(log), "match") == {"train_seconds": 99.0}
+    p = match_phases(lake, str(log))  # the last match run wins; ops.runs before the printed summary
+    assert p == {"train": 12.5, "score": 17.5, "train_plus_score": 30.0}
+
+
+def test_render_scale_lists_every_part() -> None:
+    ok = {"wall_s": 10.0, "peak_rss_bytes": 2**30, "load_average": [1.0, 2.0, 3.0], "error": None}
+    scale = {
+        "parts": {
+            "generate": {"persons": 1000, "repeats": 1, "runs": [{**ok, "generator_s": 2.0}], "median": {**ok, "generator_s": 2.0, "records": 2300}},
+            "ingest": {"persons": 1000, "repeats": 1, "runs": [ok], "median": {**ok, "rows_in": 5000, "rows_per_s": 500.0}},
+            "standardize": {"persons": 1000, "repeats": 1, "runs": [ok], "median": {**ok, "records": 3000, "records_per_s": 300.0}},
+            "stability": {
+                "persons": 1000, "repeats": 1, "runs": [{"incremental": ok, "full": ok}],
+                "median": {
+                    "run1": {**ok, "records_run1": 2000},
+                    "incremental": {**ok, "new_records": 300, "new_share_of_run2": 0.13, "person_ids_kept_share": 0.99,
+                                    "id_changes": {"new": 80, "merged": 2}},
+                    "full": {**ok, "new_records": 300},
+                    "incremental_vs_full_same_person_id_share": 1.0,
+                },
+            },
+            "erase": {
+                "persons": 1000, "repeats": 1, "base": "x",
+                "runs": [{"single": {**ok, "verified": True}, "batch": {**ok, "verified": False}}],
+                "median": {"single": {**ok, "subjects": 1}, "batch": {**ok, "subjects": 100}},
+            },
+            "incremental": {
+                "persons": 1000, "repeats": 1, "batches": 100, "runs": [{"base": ok, "incremental": ok, "full": ok}],
+                "median": {"new_batches": 2, "base": ok, "incremental": {**ok, "stages_s": {"ingest": 1.0}}, "full": ok,
+                           "incremental_over_full": 0.5},
+            },
+        }
+    }
+    text = "\n".join(render_scale(scale))
+    for heading in ("Generator and ingest", "Standardize", "Person-id stability", "Erasure", "Incremental run"):
+        assert f"### {heading}" in text
+    assert "| `cdp run --incremental` | 300: 13.00%" in text
+    assert "new 80, merged 2" in text
+    assert "| `--file` (batch) | 100 |" in text and "**failed**" in text
+    assert "ingest 1.0" in text
