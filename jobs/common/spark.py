@@ -75,7 +75,9 @@ def _local_conf(
             # re-optimising it took more CPU than the jobs themselves (measured on FEBRL4 train +
             # score: JIT threads 51 CPU-s with C2, 5 with C1; total CPU 95 vs 69 s). Override
             # with spark.conf.spark.driver.extraJavaOptions for long jobs on big data.
-            "spark.driver.extraJavaOptions": "-Dderby.system.home=/tmp -XX:+UseG1GC -XX:TieredStopAtLevel=1",
+            # -Xss: C1 frames are larger, and serialising a task with a deep expression tree
+            # (interpreted evaluation) overflowed the default 1 MiB thread stack in CI.
+            "spark.driver.extraJavaOptions": "-Dderby.system.home=/tmp -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Xss16m",
             "spark.sql.sources.partitionOverwriteMode": "dynamic",
             "spark.python.worker.reuse": "true",
         }
