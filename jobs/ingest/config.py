@@ -86,7 +86,10 @@ class SourceConfig(Strict):
     identifiers: list[str] = Field(default_factory=lambda: list(IDENTIFIER_TYPES))
     trust_rank: int = Field(5, ge=1, le=100, description="1 = most trusted")
     default_country: str = Field("NL", pattern=r"^[A-Z]{2}$")
-    retention_days: int | None = Field(None, ge=1)
+    retention_days: int | None = Field(
+        None, ge=1,
+        description="days a row is kept (`cdp privacy retention`: person rows with their events, or event rows); none = kept",
+    )
     jdbc: JdbcConfig | None = None
 
     @check

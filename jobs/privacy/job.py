@@ -286,7 +286,31 @@ def collect_needles(ctx: "Context", found: Subject, keep_values_of_remaining_row
         namesakes = {(r.g, r.f) for r in others}
         found.shared_values += len(namesakes)
         pairs -= namesakes
-    found.needles = _groups([(v,) for v in single | identifier_hashes(single)] + [p for p in pairs])
+    needles = _groups([(v,) for v in single | identifier_hashes(single)] + [p for p in pairs])
+    shared = _groups_held_elsewhere(records, ctx, found, needles)
+    found.shared_values += len(shared)
+    found.needles = [g for g in needles if g not in shared]
+
+
+def _groups_held_elsewhere(records: DataFrame | None, ctx: "Context", found: Subject, groups: list[tuple[str, ...]]) -> set[tuple[str, ...]]:
+    """The needle groups that remaining records match the way the scan matches (whole words).
+
+    The exact comparisons above miss values held *inside* another record's: a record whose full
+    name is only the family name ('van Dijk', a 'fam.' record) is held by every household member
+    called '... van Dijk', and a given and family name pair may be spelled by another record's
+    name and e-mail address. Those stay with the remaining records (``shared_values``), and the
+    scan, which would find them there, does not look for them.
+    """
+    if records is None or not groups:
+        return set()
+    from .scan import group_rows, needle_rows
+
+    columns = [c for c in ("given_name", "name_particle", "family_name", "full_name", *ID_COLUMNS) if c in records.columns]
+    rest = records.join(_keys_df(ctx, found.record_keys), "record_key", "left_anti").select(*columns).toArrow()
+    if rest.num_rows == 0:
+        return set()
+    hits = needle_rows(rest, sorted({x for g in groups for x in g}))
+    return {g for g in groups if group_rows(hits, g, rest.num_rows).any()}
 
 
 def _values_held_elsewhere(ctx: "Context", found: Subject, values: set[str], remaining_rows: bool) -> set[str]:
