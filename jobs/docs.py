@@ -7,6 +7,7 @@ from what the code generates (the test suite runs the check, so the docs cannot 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import types
 import typing
@@ -16,6 +17,8 @@ from typing import Any
 from pydantic import BaseModel
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+log = logging.getLogger(__name__)
 
 
 def _type_name(dtype: Any) -> str:
@@ -200,15 +203,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="exit 1 when the docs differ from the code")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.check:
         stale = stale_docs()
         if stale:
             sys.stderr.write(f"docs out of date: {', '.join(stale)}; run `python -m jobs.docs`\n")
             return 1
-        print(f"docs up to date: {', '.join(GENERATED)}")
+        log.info("docs up to date: %s", ", ".join(GENERATED))
         return 0
     for path in write_docs():
-        print(f"wrote {path}")
+        log.info("wrote %s", path)
     return 0
 
 

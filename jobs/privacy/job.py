@@ -303,14 +303,22 @@ def _groups_held_elsewhere(records: DataFrame | None, ctx: "Context", found: Sub
     """
     if records is None or not groups:
         return set()
-    from .scan import group_rows, needle_rows
+    from .scan import first_words, group_rows, needle_rows
 
+    needles = sorted({x for g in groups for x in g})
     columns = [c for c in ("given_name", "name_particle", "family_name", "full_name", *ID_COLUMNS) if c in records.columns]
-    rest = records.join(_keys_df(ctx, found.record_keys), "record_key", "left_anti").select(*columns).toArrow()
-    if rest.num_rows == 0:
+    rest = records.join(_keys_df(ctx, found.record_keys), "record_key", "left_anti").select(*columns)
+    by_first = first_words(needles)
+    if "" not in by_first:
+        # only records holding some needle's first word come to the driver (the same word
+        # split as the scan's; a record that slips through here keeps its needle in the scan)
+        words = F.split(F.lower(F.concat_ws(" ", *columns)), r"[^\p{L}\p{N}]+")
+        rest = rest.where(F.arrays_overlap(words, F.array(*[F.lit(w) for w in sorted(by_first)])))
+    table = rest.toArrow()
+    if table.num_rows == 0:
         return set()
-    hits = needle_rows(rest, sorted({x for g in groups for x in g}))
-    return {g for g in groups if group_rows(hits, g, rest.num_rows).any()}
+    hits = needle_rows(table, needles)
+    return {g for g in groups if group_rows(hits, g, table.num_rows).any()}
 
 
 def _values_held_elsewhere(ctx: "Context", found: Subject, values: set[str], remaining_rows: bool) -> set[str]:
@@ -443,36 +451,14 @@ def delete_everywhere(ctx: "Context", found: Subject, quarantine_ids: set[str]) 
 
 
 def _rewrite_text(path: str, drop_lines: set[int], needles: list[tuple[str, ...]], keep_first: bool) -> int:
-    import bisect
+    from .scan import group_lines, line_starts
 
     with open(path, "rb") as fh:
         data = fh.read()
     lines = data.split(b"\n")
-    from .scan import _word_bytes
-
-    # Lines holding every needle of a group: each needle is searched once over the whole file
-    # (bytes.lower keeps offsets) and its hits mapped to line numbers, instead of every group
-    # against every line (a 100-subject batch against a landing file of 100k lines).
     low = data.lower()
-    starts = [0]
-    for line in lines[:-1]:
-        starts.append(starts[-1] + len(line) + 1)
-    hit_lines = set(drop_lines)
-    for g in needles:
-        per_needle: list[set[int]] = []
-        for x in g:
-            forms = {x.encode("utf-8"), x.encode("latin-1", errors="ignore")} - {b""}
-            at: set[int] = set()
-            for f in forms:
-                if f not in low:
-                    continue
-                at.update(bisect.bisect_right(starts, m.start()) for m in _word_bytes(f).finditer(low))
-            if not at:
-                break
-            per_needle.append(at)
-        else:
-            if per_needle:
-                hit_lines |= set.intersection(*per_needle)
+    starts = line_starts(low)
+    hit_lines = set(drop_lines).union(*(group_lines(low, g, starts) for g in needles))
     kept: list[bytes] = []
     dropped = 0
     for number, line in enumerate(lines, start=1):

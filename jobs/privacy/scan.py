@@ -86,13 +86,6 @@ def _word_regex(needle: str) -> str:
     return r"(?:^|[^\pL\pN])" + re.escape(needle) + r"(?:$|[^\pL\pN])"
 
 
-def _words_regex(needles: Sequence[str]) -> str:
-    """RE2 pattern: any of the needles as a whole word."""
-    import re
-
-    return r"(?:^|[^\pL\pN])(?:" + "|".join(re.escape(x) for x in needles) + r")(?:$|[^\pL\pN])"
-
-
 def _word_bytes(needle: bytes) -> "re.Pattern[bytes]":
     import re
 
@@ -102,7 +95,7 @@ def _word_bytes(needle: bytes) -> "re.Pattern[bytes]":
 _SEPARATORS = r"[^\pL\pN]+"
 
 
-def _first_tokens(needles: Sequence[str]) -> dict[str, list[str]]:
+def first_words(needles: Sequence[str]) -> dict[str, list[str]]:
     """Needles by their first word (split as values are: RE2, letters and digits); '' = none."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -149,7 +142,7 @@ def needle_rows(table, needles: Sequence[str]) -> dict[str, np.ndarray]:  # noqa
     found = {x: np.zeros(n, dtype=bool) for x in needles}
     if n == 0 or not needles:
         return found
-    by_first = _first_tokens(needles)
+    by_first = first_words(needles)
     keyless = by_first.pop("", [])
     keys = sorted(by_first)
     key_set = pa.array(keys, type=pa.large_string())
@@ -216,23 +209,53 @@ def _read_bytes(path: str) -> bytes:
     return data
 
 
+def byte_forms(needle: str) -> set[bytes]:
+    """The byte spellings a file may hold a (lower-cased) needle in: UTF-8 and Latin-1."""
+    return {needle.encode("utf-8"), needle.encode("latin-1", errors="ignore")} - {b""}
+
+
+def line_starts(data: bytes) -> list[int]:
+    """Offset of each line's first byte (lines as ``data.split(b"\\n")`` gives them)."""
+    import re
+
+    return [0, *(m.end() for m in re.finditer(b"\n", data))]
+
+
+def _occurrences(low: bytes, needle: str) -> list[int]:
+    """Offsets where the needle occurs as a whole word in lower-cased bytes."""
+    # a plain substring test first (fast): most files hold none of a subject's values
+    return [m.start() for f in byte_forms(needle) if f in low for m in _word_bytes(f).finditer(low)]
+
+
+def group_lines(low: bytes, group: Sequence[str], starts: list[int]) -> set[int]:
+    """Line numbers (from 1) of lower-cased bytes where every needle of ``group`` occurs.
+
+    Each needle is searched once over the whole text and its hits are mapped to lines
+    (``bytes.lower`` keeps offsets), not every needle against every line.
+    """
+    import bisect
+
+    lines: set[int] | None = None
+    for x in group:
+        at = {bisect.bisect_right(starts, o) for o in _occurrences(low, x)}
+        lines = at if lines is None else lines & at
+        if not lines:
+            return set()
+    return lines or set()
+
+
 def _text_hits(path: str, groups: list[tuple[str, ...]]) -> int:
+    """Occurrences of lone needles, plus lines holding every needle of a larger group."""
     data = _read_bytes(path).lower()
     hits = 0
+    starts: list[int] | None = None
     for g in groups:
-        forms_of = [{x.encode("utf-8"), x.encode("latin-1", errors="ignore")} - {b""} for x in g]
-        # a plain substring search first (fast): most files hold none of a subject's values
-        if not all(any(f in data for f in forms) for forms in forms_of):
-            continue
-        patterns = [[_word_bytes(f) for f in forms] for forms in forms_of]
-        if not all(any(p.search(data) for p in ps) for ps in patterns):
-            continue
         if len(g) == 1:
-            hits += sum(len(p.findall(data)) for p in patterns[0])
+            hits += len(_occurrences(data, g[0]))
             continue
-        for line in data.split(b"\n"):
-            if all(any(p.search(line) for p in ps) for ps in patterns):
-                hits += 1
+        if starts is None:
+            starts = line_starts(data)
+        hits += len(group_lines(data, g, starts))
     return hits
 
 

@@ -8,7 +8,7 @@ built (about 2 s), keyed by the source and Spark version. Without a JDK, or wher
 not ours (spark-submit, Databricks, Spark Connect) and nobody put the jar on the classpath, the
 class is simply not loadable and the comparisons use the vectorised pandas UDF instead.
 
-``python -m jobs.common.jvm`` builds the jar and prints its path (for ``spark-submit --jars``).
+``python -m jobs.common.jvm`` builds the jar and logs its path (for ``spark-submit --jars``).
 """
 
 from __future__ import annotations
@@ -120,7 +120,3 @@ def jvm_udfs_available() -> bool:
 
     spark = SparkSession.getActiveSession()
     return spark is not None and register_udfs(spark)
-
-
-if __name__ == "__main__":
-    print(build_jar() or "not built (see the log)")
