@@ -25,6 +25,9 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator["SparkSession"]:
         shuffle_partitions=2,
         checkpoint_dir=str(base / "checkpoints"),
         warehouse_dir=str(base / "warehouse"),
+        # Spark's 1 GiB default is tight for a session that runs the whole suite (CI's 2-core,
+        # 24 GiB machines); the demo's conf/local.yaml asks for 6g.
+        driver_memory="3g",
         extra_conf=extra,
     )
     yield session

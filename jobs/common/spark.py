@@ -78,6 +78,15 @@ def _local_conf(
             # -Xss: C1 frames are larger, and serialising a task with a deep expression tree
             # (interpreted evaluation) overflowed the default 1 MiB thread stack in CI.
             "spark.driver.extraJavaOptions": "-Dderby.system.home=/tmp -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Xss16m",
+            # The UI is off, but the status store still keeps the last jobs, stages, tasks and SQL
+            # executions (with their plan descriptions, some of them megabytes): at Spark's defaults
+            # (1,000 / 1,000 / 100,000 / 1,000) a long-lived session (the test suite, a notebook)
+            # filled a 1 GiB driver heap until a task could not be serialised any more (CI).
+            "spark.ui.retainedJobs": "100",
+            "spark.ui.retainedStages": "100",
+            "spark.ui.retainedTasks": "10000",
+            "spark.sql.ui.retainedExecutions": "50",
+            "spark.ui.dagGraph.retainedRootRDDs": "100",
             "spark.sql.sources.partitionOverwriteMode": "dynamic",
             "spark.python.worker.reuse": "true",
         }
