@@ -134,6 +134,7 @@ def parse_key(text: str) -> BlockingKey:
 
 KEY_SEP = "\x1f"
 _NEW = f"{TMP}is_new"
+RULES = f"{TMP}rules"  # bitmask of the rules whose keys agree on a pair (generate_candidate_pairs)
 
 
 def _key_col(i: int) -> str:
@@ -192,6 +193,7 @@ def generate_candidate_pairs(
     cfg: "MatchConfig",
     new_keys: DataFrame | None = None,
     carry: Sequence[str] = (),
+    rule_mask: bool = False,
 ) -> DataFrame:
     """Candidate pairs ``(record_key_l < record_key_r, blocking_rule)``, each pair once.
 
@@ -201,6 +203,8 @@ def generate_candidate_pairs(
     ``new_keys`` (column ``record_key``) only pairs with at least one new record are made: blocks
     without a new record are left out before the join. ``carry`` columns come along on both sides
     as ``<column>_l`` and ``<column>_r`` (so comparisons need no join back to the records).
+    ``rule_mask``: add :data:`RULES` (bit ``i`` set when rule ``i``'s keys agree: every rule that
+    finds the pair, not only the first; training's per-rule EM sessions).
     """
     keyed = keyed_records(records, cfg, carry)
     carry = [c for c in dict.fromkeys(carry) if c not in ("record_key", "source")]
@@ -211,8 +215,9 @@ def generate_candidate_pairs(
         flags = new_keys.select("record_key").distinct().withColumn(_NEW, F.lit(True))
         keyed = keyed.join(flags, "record_key", "left").withColumn(_NEW, F.coalesce(F.col(_NEW), F.lit(False)))
     parts = []
+    n_rules = len(cfg.blocking_rules)
     for i, rule in enumerate(cfg.blocking_rules):
-        keys = [_key_col(j) for j in range(i + 1)]
+        keys = [_key_col(j) for j in range(n_rules if rule_mask else i + 1)]
         cols = base + keys + ([_NEW] if new_keys is not None else [])
         side = keyed.where(F.col(_key_col(i)).isNotNull())
         if new_keys is not None:
@@ -229,6 +234,13 @@ def generate_candidate_pairs(
         for j in range(i):
             pairs = pairs.where(~F.coalesce(F.col(f"{_key_col(j)}_l") == F.col(f"{_key_col(j)}_r"), F.lit(False)))
         out = ["record_key_l", "record_key_r", *[f"{c}{s}" for c in ["source", *carry] for s in ("_l", "_r")]]
+        if rule_mask:
+            bits = [
+                F.when(F.coalesce(F.col(f"{_key_col(j)}_l") == F.col(f"{_key_col(j)}_r"), F.lit(False)), F.lit(1 << j))
+                .otherwise(F.lit(0))
+                for j in range(n_rules)
+            ]
+            out.append(functools.reduce(lambda a, b: a + b, bits).cast("long").alias(RULES))
         parts.append(pairs.select(*out, F.lit(rule.name).alias("blocking_rule")))
     return functools.reduce(lambda a, b: a.unionByName(b), parts)
 

@@ -148,7 +148,15 @@ class TrainingConfig(Strict):
     tolerance: float = Field(1e-5, gt=0, lt=1, description="stop when no m or prior moves more than this")
     blocking_rules: list[str] = Field(
         default_factory=list,
-        description="rules to train with; empty: one EM over all candidate pairs (the default)",
+        description="rules to train with (their candidate pairs); empty: all blocking rules",
+    )
+    sessions: Literal["per_rule", "pooled"] = Field(
+        "per_rule",
+        description=(
+            "per_rule: one EM per training blocking rule, each estimating m only for the comparisons "
+            "that do not read the rule's columns, then m averaged over the rules (as Splink does); "
+            "pooled: one EM over all candidate pairs"
+        ),
     )
     prior: Literal["em", "fixed"] = Field("em", description="estimate the match prior, or use prior_value")
     prior_value: float | None = Field(
@@ -183,6 +191,14 @@ class DeterministicConfig(Strict):
     cookie_login: bool = Field(True, description="link a web cookie to the customer number it logged in with")
     max_records_per_value: int = Field(
         20, ge=2, description="a value shared by more records is generic (info@, 0000): reported, not used"
+    )
+    conflict_check: list[IdType] = Field(
+        default_factory=lambda: [ID_EMAIL, ID_LOYALTY_CARD],
+        description=(
+            "types whose value links nothing when its records have more than one given-name initial "
+            "or birth date (a family e-mail, a shared card; the probabilistic model weighs those "
+            "pairs); a customer number is an account and links despite a typo in a birth date"
+        ),
     )
     max_customers_per_cookie: int = Field(
         1, ge=1, description="a cookie that logged in as more customers is a shared device: not used"
@@ -263,11 +279,10 @@ def _default_comparisons() -> list[ComparisonConfig]:
         ComparisonConfig(name="birth_date", function="date", columns=["birth_date"]),
         ComparisonConfig(name="email", function="email", columns=["email"]),
         ComparisonConfig(name="phone", function="phone", columns=["phone"]),
-        ComparisonConfig(name="postcode", function="postcode", columns=["postcode"]),
-        ComparisonConfig(name="house_number", function="exact", columns=["house_number"]),
-        ComparisonConfig(name="street", function="jaro_winkler", columns=["street"]),
+        # One comparison for the address: postcode, house number, street and city are one fact
+        # (jobs/match/comparisons.py address_levels).
         ComparisonConfig(
-            name="city", function="jaro_winkler", columns=["city_match"], term_frequency_adjustments=True
+            name="address", function="address", columns=["postcode", "house_number", "street", "city_match"]
         ),
     ]
 

@@ -10,8 +10,12 @@ Two kinds of edges (MATCH_EDGES, ``match_probability`` 1.0, ``match_weight`` nul
 
 Values shared by more than ``max_records_per_value`` records are generic (a family e-mail, a shop's
 phone, ``info@``) and cookies that logged in as more than ``max_customers_per_cookie`` customers are
-shared devices: neither links anything, both are reported as counts per identifier type. The report
-never holds identifier values (PII).
+shared devices: neither links anything, both are reported as counts per identifier type. A value
+whose records name different people (a type in ``conflict_check``, and records of more than one
+given-name initial or more than one birth date hold it: a family e-mail address, a shared loyalty card)
+links nothing either (reason ``conflicting_holders``): the probabilistic model, which weighs the
+shared value against the different names, decides those pairs. The report never holds identifier
+values (PII).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ EDGE_PREFIX = "identifier:"
 COOKIE_LOGIN = "cookie_login"
 REASON_GENERIC = "generic_value"
 REASON_SHARED_DEVICE = "shared_device"
+REASON_CONFLICT = "conflicting_holders"
 
 _N = f"{TMP}n"
 _ROOT = f"{TMP}root"
@@ -70,15 +75,42 @@ def _value_groups(identifiers: DataFrame) -> DataFrame:
     return ids.join(groups, ["id_type", "id_value"])
 
 
+def conflicting_values(groups: DataFrame, records: DataFrame) -> DataFrame:
+    """(id_type, id_value) of the value groups whose records name different people.
+
+    Different people: more than one given-name initial, or more than one birth date, among the
+    group's records (blank values do not count; ``records`` has ``record_key``,
+    ``given_name_match`` and ``birth_date``).
+    """
+    require_columns(["record_key", "given_name_match", "birth_date"], records.columns, "identifier_edges: records")
+    initial = F.upper(F.substring(F.trim(F.col("given_name_match")), 1, 1))
+    people = records.select(
+        "record_key",
+        F.when(initial != F.lit(""), initial).alias(f"{TMP}initial"),
+        F.col("birth_date").alias(f"{TMP}birth"),
+    )
+    held = groups.select("id_type", "id_value", "record_key").join(people, "record_key", "left")
+    counts = held.groupBy("id_type", "id_value").agg(
+        F.countDistinct(f"{TMP}initial").alias(f"{TMP}initials"), F.countDistinct(f"{TMP}birth").alias(f"{TMP}births")
+    )
+    return counts.where((F.col(f"{TMP}initials") > 1) | (F.col(f"{TMP}births") > 1)).select("id_type", "id_value")
+
+
 def identifier_edges(
-    identifiers: DataFrame, events: DataFrame | None, cfg: DeterministicConfig, run_id: str
+    identifiers: DataFrame,
+    events: DataFrame | None,
+    cfg: DeterministicConfig,
+    run_id: str,
+    records: DataFrame | None = None,
 ) -> tuple[DataFrame, list[dict]]:
     """silver.identifiers (+ silver.events logins) -> (MATCH_EDGES rows, report).
 
     Report rows: ``{reason, id_type, values, records}``: ``generic_value`` rows count the values of a
     type shared by more than ``max_records_per_value`` records and the records holding them;
     ``shared_device`` rows (id_type ``cookie_id``) count the cookies that logged in as more than
-    ``max_customers_per_cookie`` customers and the web cookie records holding them.
+    ``max_customers_per_cookie`` customers and the web cookie records holding them;
+    ``conflicting_holders`` rows count the values of a type whose records name different people
+    (:func:`conflicting_values`; with ``records``, for the types in ``cfg.conflict_check``).
     """
     require_columns(["record_key", "id_type", "id_value", "source"], identifiers.columns, "identifier_edges: identifiers")
     empty = identifiers.sparkSession.createDataFrame([], MATCH_EDGES.schema)
@@ -102,6 +134,18 @@ def identifier_edges(
     parts: list[DataFrame] = []
     if cfg.id_types:
         shared = usable.where(F.col("id_type").isin(*cfg.id_types) & (F.col(_N) >= 2))
+        checked = [t for t in cfg.conflict_check if t in cfg.id_types]
+        if records is not None and checked:
+            conflicts = conflicting_values(shared.where(F.col("id_type").isin(*checked)), records).localCheckpoint()
+            for row in (
+                shared.join(conflicts, ["id_type", "id_value"], "left_semi")
+                .groupBy("id_type")
+                .agg(F.countDistinct("id_value").alias("values"), F.countDistinct("record_key").alias("records"))
+                .orderBy("id_type")
+                .collect()
+            ):
+                report.append({"reason": REASON_CONFLICT, "id_type": row.id_type, "values": int(row["values"]), "records": int(row.records)})
+            shared = shared.join(conflicts, ["id_type", "id_value"], "left_anti")
         parts.append(shared.select(F.col(_ROOT).alias(_L), F.col("record_key").alias(_R), F.col("id_type").alias(_TYPE)))
 
     if cfg.cookie_login and events is not None:

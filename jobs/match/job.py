@@ -157,7 +157,7 @@ def run(ctx: "Context", incremental: bool = False, new_keys: DataFrame | None = 
     id changes the new scores cause are logged there.
     """
     from jobs.match.connected_components import connected_components
-    from jobs.match.deterministic import identifier_edges
+    from jobs.match.deterministic import REASON_CONFLICT, identifier_edges
     from jobs.match.guard import apply_guard
 
     cfg = ctx.cfg.match
@@ -244,7 +244,7 @@ def run(ctx: "Context", incremental: bool = False, new_keys: DataFrame | None = 
                 ),
             )
         lake.overwrite(S.MATCH_SKIPPED_BLOCKS.address, oversized.withColumn("run_id", F.lit(r.run_id)))
-        det_edges, det_report = identifier_edges(identifiers, events, cfg.deterministic, r.run_id)
+        det_edges, det_report = identifier_edges(identifiers, events, cfg.deterministic, r.run_id, records)
         edges = (
             probabilistic_edges(all_pairs, cfg.threshold_probability, r.run_id)
             .unionByName(det_edges.select(*S.MATCH_EDGES.column_names))
@@ -275,7 +275,8 @@ def run(ctx: "Context", incremental: bool = False, new_keys: DataFrame | None = 
             "model_version": version,
             "skipped_blocks": sum(skipped.values()),
             **{f"skipped_blocks_{k}": v for k, v in sorted(skipped.items())},
-            "generic_identifier_values": sum(int(x.get("values", 0)) for x in det_report),
+            "generic_identifier_values": sum(int(x.get("values", 0)) for x in det_report if x["reason"] != REASON_CONFLICT),
+            "conflicting_identifier_values": sum(int(x.get("values", 0)) for x in det_report if x["reason"] == REASON_CONFLICT),
             "guard_splits": sum(1 for x in guard_report if int(x.get("parts", 1)) > 1),
             "incremental": bool(merge),
             **summary_inc,

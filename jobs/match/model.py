@@ -37,6 +37,7 @@ from pyspark.sql import functions as F
 
 from jobs.common.errors import ConfigError, DataError, SchemaError
 from jobs.common.schemas import TMP
+from jobs.match.blocking import RULES
 from jobs.match.comparisons import (
     LEVEL_NULL,
     TF_COMPARISON,
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 
 MODEL_FORMAT = 1
 COUNT = "count"
+RULES_COLUMN = "#rules"  # histogram column of the rule bitmask (not a valid comparison name)
 
 
 # --- the model -----------------------------------------------------------------------------------
@@ -207,18 +209,27 @@ def comparison_vectors(pairs: DataFrame, comparisons: Sequence[ComparisonDef]) -
     missing = [f"{c}{s}" for c in cols for s in ("_l", "_r") if f"{c}{s}" not in pairs.columns]
     if missing:
         raise SchemaError(f"comparison_vectors: pairs lack column(s) {missing}; available: {sorted(pairs.columns)}")
-    keep = [c for c in ("record_key_l", "record_key_r", "blocking_rule") if c in pairs.columns]
+    keep = [c for c in ("record_key_l", "record_key_r", "blocking_rule", RULES) if c in pairs.columns]
     levels = compute_levels(pairs, comparisons)
     return levels.select(*keep, *[level_column_name(c.name) for c in comparisons])
 
 
-def vector_histogram(vectors: DataFrame, comparisons: Sequence[ComparisonDef]) -> pd.DataFrame:
-    """Distinct comparison vectors with their counts (one Spark job), columns named by comparison."""
+def vector_histogram(
+    vectors: DataFrame, comparisons: Sequence[ComparisonDef], by_rules: bool = False
+) -> pd.DataFrame:
+    """Distinct comparison vectors with their counts (one Spark job), columns named by comparison.
+
+    ``by_rules``: also by the vectors' rule bitmask (column ``rules``; see
+    :func:`jobs.match.blocking.generate_candidate_pairs`).
+    """
     lvl = [level_column_name(c.name) for c in comparisons]
-    rows = vectors.groupBy(*lvl).agg(F.count(F.lit(1)).alias(COUNT)).collect()
+    extra = [RULES] if by_rules else []
+    rows = vectors.groupBy(*lvl, *extra).agg(F.count(F.lit(1)).alias(COUNT)).collect()
     data = {c.name: [int(r[level_column_name(c.name)]) for r in rows] for c in comparisons}
+    if by_rules:
+        data[RULES_COLUMN] = [int(r[RULES]) for r in rows]
     data[COUNT] = [int(r[COUNT]) for r in rows]
-    return pd.DataFrame(data, columns=[c.name for c in comparisons] + [COUNT])
+    return pd.DataFrame(data, columns=[c.name for c in comparisons] + ([RULES_COLUMN] if by_rules else []) + [COUNT])
 
 
 # --- u from random pairs ------------------------------------------------------------------------------
@@ -313,12 +324,18 @@ def em(
     tolerance: float = 1e-5,
     m_floor: float = 1e-6,
     fix_m: bool = False,
+    u_prior_pairs: float = 0.0,
 ) -> EMResult:
     """Expectation maximisation of m, u and the match share on a histogram of comparison vectors.
 
     ``histogram``: one column per comparison (level index) and ``count``. The null level is
     missing-at-random (factor 1 in both classes). Stops when no m, u or prior moves more than
     ``tolerance``. ``fix_m``: keep m (from labels) and estimate only u and the prior.
+    ``u_prior_pairs``: u is estimated as if that many extra non-matching pairs distributed as
+    ``u_init`` (random pairs) had been seen, a Dirichlet prior. The per-rule sessions use it: where
+    nearly every pair of a block is a match, a free u let the "non-match" class take the common
+    vectors and the "match" class the odd ones; where a block holds many non-matches (members of
+    one household found by their address) their own u still dominates.
     """
     if histogram.empty or histogram[COUNT].sum() <= 0:
         raise DataError("EM: no candidate pairs to train on; expected blocking rules that find pairs")
@@ -331,6 +348,7 @@ def em(
     m = {c.name: list(m_init[c.name]) if m_init and c.name in m_init else default_m(c) for c in comparisons}
     u = {c.name: list(u_init[c.name]) if u_init and c.name in u_init else default_u(c) for c in comparisons}
     lam = float(prior_init)
+    u_start = {k: list(v) for k, v in u.items()}
     trace: list[dict[str, float]] = []
     converged = False
     ll = float("nan")
@@ -351,6 +369,13 @@ def em(
         hist_w = histogram
         new_m = m if fix_m else level_shares(hist_w, comparisons, wm, floor=m_floor)
         new_u = level_shares(hist_w, comparisons, wu, floor=1e-12)
+        if u_prior_pairs > 0:
+            seen = float(wu.sum())
+            new_u = {
+                c.name: [None, *[(seen * a + u_prior_pairs * b) / (seen + u_prior_pairs)
+                                 for a, b in zip(new_u[c.name][1:], u_start[c.name][1:])]]
+                for c in comparisons
+            }
         delta = abs(new_lam - lam)
         for c in comparisons:
             for a, b in zip(new_m[c.name][1:], m[c.name][1:]):

@@ -27,10 +27,13 @@ from jobs.common.schemas import SILVER_RECORDS
 from jobs.match.blocking import generate_candidate_pairs
 from jobs.match.comparisons import TF_COMPARISON, TF_COUNT, ComparisonDef, prepare_records, term_counts
 from jobs.match.model import (
+    COUNT,
+    RULES_COLUMN,
     EMResult,
     FellegiSunterModel,
     build_model,
     comparison_vectors,
+    default_m,
     em,
     estimate_u,
     global_prior,
@@ -48,6 +51,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "model/model.json"
+# Strength of the random-pair u in each per-rule EM session (model.em's u_prior_pairs): a block of
+# a few dozen pairs that are nearly all matches keeps u near the random pairs' u, a block with
+# thousands of non-matches (a household's members found by their address) estimates its own.
+SESSION_U_PRIOR_PAIRS = 1_000.0
 
 
 @dataclass
@@ -101,15 +108,19 @@ def fit(
     labels: DataFrame | None = None,
     comparisons: list[ComparisonDef] | None = None,
 ) -> FitResult:
-    """Estimate u (random pairs), then m and the match share by EM on the candidate pairs."""
+    """Estimate u (random pairs), then m by EM (one session per training rule, or pooled) and the
+    candidates' match share by EM with m fixed."""
     t0 = time.monotonic()
     comps = comparisons or cfg.comparison_defs()
     t = cfg.training
     cols = needed_columns(comps)
     records = prepare_records(records, comps)
     u_est = estimate_u(records, cfg, comps)
-    pairs = generate_candidate_pairs(records, training_config(cfg), carry=cols)
-    hist = vector_histogram(comparison_vectors(pairs, comps), comps)
+    tcfg = training_config(cfg)
+    per_rule = t.sessions == "per_rule"
+    pairs = generate_candidate_pairs(records, tcfg, carry=cols, rule_mask=per_rule)
+    by_rules = vector_histogram(comparison_vectors(pairs, comps), comps, by_rules=per_rule)
+    hist = by_rules.groupby([c.name for c in comps], as_index=False)[COUNT].sum() if per_rule else by_rules
     n_candidates = int(hist["count"].sum())
     if n_candidates == 0:
         raise DataError("match training: the blocking rules found no candidate pairs; expected at least one")
@@ -120,6 +131,11 @@ def fit(
         label_hist = vector_histogram(comparison_vectors(matched, comps), comps)
         m_init = m_from_labels(label_hist, comps, t.m_floor)
         fix_m = t.labels_mode == "fix"
+    sessions: list[dict[str, Any]] = []
+    if per_rule and not fix_m:
+        # m from one EM per rule, then the candidates' match share with m fixed at the average
+        m_init, sessions = em_sessions(by_rules, tcfg, comps, m_init, u_est["u"])
+        fix_m = True
     result = em(
         hist,
         comps,
@@ -145,7 +161,15 @@ def fit(
         "candidate_match_share": result.prior,
         "expected_matches": result.prior * n_candidates,
         "labelled_matches": int(label_hist["count"].sum()) if labels is not None else 0,
+        "em_sessions": len(sessions),
     }
+    if sessions:
+        metrics["em_session_summary"] = "; ".join(
+            f"{x['rule']}: {x['pairs']} pairs"
+            + (f", m of {','.join(x['estimated'])}, {x['iterations']} iterations, match share {x['match_share']:.4f}"
+               if x["estimated"] else f", skipped ({x['skipped']})")
+            for x in sessions
+        )
     counts = term_counts(records, comps)
     tf_totals = (
         {r[TF_COMPARISON]: int(r["total"]) for r in counts.groupBy(TF_COMPARISON).agg(F.sum(TF_COUNT).alias("total")).collect()}
@@ -154,6 +178,64 @@ def fit(
     )
     model = build_model(comps, result.m, u_est["u"], prior, cfg.link_type, metrics, tf_totals)
     return FitResult(model, hist, result, u_est["pairs"], time.monotonic() - t0)
+
+
+def em_sessions(
+    histogram: pd.DataFrame,
+    cfg: "MatchConfig",
+    comparisons: list[ComparisonDef],
+    m_init: dict[str, list[float | None]] | None,
+    u_init: dict[str, list[float | None]],
+) -> tuple[dict[str, list[float | None]], list[dict[str, Any]]]:
+    """m from one EM per blocking rule, averaged: ``(m, one summary per rule)``.
+
+    The pairs a rule finds all agree on the rule's columns, so there a comparison of those columns
+    says nothing about matching, and with it in the EM the latent "match" class can become "agrees
+    on the blocked columns" (people of one household, found by their address, looked like one
+    person). Each session therefore estimates m only for the comparisons that read none of its
+    rule's columns, on the pairs its rule finds (``histogram`` has the rule bitmask column); a
+    comparison's m is the mean over the sessions that estimated it (Splink's approach). A
+    comparison no session could estimate keeps its starting m (logged).
+    """
+    t = cfg.training
+    sums = {c.name: np.zeros(c.n_levels - 1) for c in comparisons}
+    seen = dict.fromkeys(sums, 0)
+    summary: list[dict[str, Any]] = []
+    bits = histogram[RULES_COLUMN].to_numpy(dtype=np.int64)
+    for i, rule in enumerate(cfg.blocking_rules):
+        rows = histogram[(bits & (1 << i)) != 0]
+        blocked = rule.base_columns()
+        free = [c for c in comparisons if not set(c.columns) & blocked]
+        n = int(rows[COUNT].sum())
+        entry: dict[str, Any] = {"rule": rule.name, "pairs": n, "estimated": []}
+        if n == 0 or not free:
+            entry["skipped"] = "no pairs" if n == 0 else "every comparison reads its columns"
+            summary.append(entry)
+            continue
+        sub = rows.groupby([c.name for c in free], as_index=False)[COUNT].sum()
+        res = em(
+            sub, free, m_init=m_init, u_init=u_init, prior_init=0.1,
+            max_iterations=t.max_iterations, tolerance=t.tolerance, m_floor=t.m_floor,
+            u_prior_pairs=SESSION_U_PRIOR_PAIRS,
+        )
+        for c in free:
+            sums[c.name] += np.array(res.m[c.name][1:], dtype=float)
+            seen[c.name] += 1
+        entry.update(
+            estimated=[c.name for c in free], iterations=res.iterations, converged=res.converged, match_share=res.prior
+        )
+        log.info("EM session %s: %d pairs, m of %s, match share %.4f", rule.name, n, ",".join(entry["estimated"]), res.prior)
+        summary.append(entry)
+    m: dict[str, list[float | None]] = {}
+    for c in comparisons:
+        if seen[c.name]:
+            m[c.name] = [None, *[float(v) for v in sums[c.name] / seen[c.name]]]
+        else:
+            m[c.name] = list(m_init[c.name]) if m_init and c.name in m_init else default_m(c)
+            log.warning(
+                "EM sessions: every training rule reads the columns of comparison %r; its m keeps the starting value", c.name
+            )
+    return m, summary
 
 
 # --- MLflow -------------------------------------------------------------------------------------------------

@@ -115,6 +115,26 @@ def test_postcode_levels(spark) -> None:  # noqa: ANN001
     assert _levels(spark, cfg, rows2) == [2, 1]
 
 
+def test_address_levels(spark) -> None:  # noqa: ANN001
+    # (postcode, house number, street, city) left and right: null 0, else 1, same town 2, same street 3, same address 4
+    cfg = {"name": "a", "function": "address", "columns": ["postcode", "house_number", "street", "city_match"]}
+    rows = [
+        ("1234 AB", "1234ab", "12", "12", "Dorpsstraat", "Dorpsstraat", "AMSTERDAM", "AMSTERDAM"),  # same address
+        (None, "1234 AB", "12", "12", "dorpsstraat ", "Dorpsstraat", "Amsterdam", "AMSTERDAM"),  # by street, number, city
+        ("1234 AB", "1234 AB", "12", "14", "Dorpsstraat", "Dorpsstraat", "AMSTERDAM", "AMSTERDAM"),  # neighbours
+        ("1234 AB", "9999 ZZ", "12", "14", "Kerkweg", "Kerkweg", "AMSTERDAM", "AMSTERDAM"),  # street and city
+        ("1234 AB", "1234 XY", "1", "3", "Kerkweg", "Markt", "AMSTERDAM", "AMSTEL"),  # the postcode's digits
+        ("1234 AB", "9999 ZZ", "1", "3", "Kerkweg", "Markt", "UTRECHT", "UTRECHT"),  # the city
+        ("1234 AB", "9999 ZZ", "1", "1", "Kerkweg", "Kerkweg", "UTRECHT", "ZWOLLE"),  # another town
+        ("1234 AB", "1234 AB", None, None, None, None, None, None),  # no house numbers: one street
+        (None, "1234 AB", "1", "1", None, "Kerkweg", "UTRECHT", "UTRECHT"),  # neither postcode nor street on both
+        ("  ", "1234 AB", "1", "1", None, None, None, None),
+    ]
+    assert _levels(spark, cfg, rows) == [4, 4, 3, 3, 2, 2, 1, 3, 0, 0]
+    with pytest.raises(ValueError, match="two to four columns"):
+        build_comparison(ComparisonConfig(name="a", function="address", columns=["postcode"]))
+
+
 def test_email_levels(spark) -> None:  # noqa: ANN001
     rows = [("jan@x.nl", "JAN@x.nl"), ("jan@x.nl", "jan@y.com"), ("jan@x.nl", "jann@y.com"), ("jan@x.nl", "piet@x.nl"), (None, "a@b")]
     cfg = {"name": "e", "function": "email", "columns": ["email"]}

@@ -157,3 +157,48 @@ def test_disabled_and_missing_columns(spark) -> None:  # noqa: ANN001
     assert out.schema == MATCH_EDGES.schema
     with pytest.raises(SchemaError, match="identifier_edges: identifiers: missing column.*source"):
         identifier_edges(identifiers.drop("source"), no_events(spark), DeterministicConfig(), RUN)
+
+
+def test_values_held_by_different_people_link_nothing(spark) -> None:  # noqa: ANN001
+    identifiers = ids(
+        spark,
+        [
+            ("k1", "email", "fam@x.nl", "crm"),  # a family address: Jan and Marie
+            ("k2", "email", "fam@x.nl", "webshop"),
+            ("k3", "email", "jan@x.nl", "crm"),  # one person, initials and birth dates agree or are blank
+            ("k4", "email", "jan@x.nl", "webshop"),
+            ("k5", "email", "jan@x.nl", "pos"),
+            ("k6", "email", "twin@x.nl", "crm"),  # same initial, two birth dates
+            ("k7", "email", "twin@x.nl", "webshop"),
+            ("k8", "customer_number", "C-1", "crm"),  # an account: links despite different people
+            ("k9", "customer_number", "C-1", "webshop"),
+        ],
+    )
+    people = spark.createDataFrame(
+        [
+            ("k1", "jan", dt.date(1970, 1, 1)),
+            ("k2", "marie", None),
+            ("k3", "jan", dt.date(1970, 1, 1)),
+            ("k4", "j", None),
+            ("k5", None, dt.date(1970, 1, 1)),
+            ("k6", "tim", dt.date(2001, 5, 5)),
+            ("k7", "tom", dt.date(2001, 5, 6)),
+            ("k8", "jan", dt.date(1970, 1, 1)),
+            ("k9", "marie", dt.date(1971, 2, 2)),
+        ],
+        "record_key string, given_name_match string, birth_date date",
+    )
+    cfg = DeterministicConfig(id_types=["email", "customer_number"])
+    assert cfg.conflict_check == ["email", "loyalty_card"]
+    out, report = identifier_edges(identifiers, no_events(spark), cfg, RUN, people)
+    expected = edges(
+        spark,
+        [("k3", "k4", "identifier:email"), ("k3", "k5", "identifier:email"), ("k8", "k9", "identifier:customer_number")],
+    )
+    assert_df_equality(out, expected, ignore_row_order=True, ignore_nullable=True)
+    assert report == [{"reason": "conflicting_holders", "id_type": "email", "values": 2, "records": 4}]
+
+    # switched off, or without the records, every shared value links as before
+    off, report_off = identifier_edges(identifiers, no_events(spark), cfg.model_copy(update={"conflict_check": []}), RUN, people)
+    assert off.count() == 5 and report_off == []  # stars: fam 1, jan 2, twin 1, C-1 1
+    assert identifier_edges(identifiers, no_events(spark), cfg, RUN)[0].count() == 5

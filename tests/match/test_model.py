@@ -10,7 +10,7 @@ import pytest
 
 from jobs.match.comparisons import build_comparison, term_frequencies
 from jobs.match.config import ComparisonConfig
-from jobs.match.model import FellegiSunterModel, build_model, em, histogram_weights, score_pairs
+from jobs.match.model import FellegiSunterModel, build_model, default_m, em, histogram_weights, score_pairs
 
 
 def _cmp(name: str, function: str, column: str, tf: bool = False):  # noqa: ANN202
@@ -102,3 +102,46 @@ def test_labels_seed_m_and_fix_m_keeps_it() -> None:
     hist = pd.DataFrame({"a": [2, 1], "count": [30, 70]})
     res = em(hist, comps, m_init=m, fix_m=True, max_iterations=50)
     assert res.m["a"][1:] == pytest.approx([0.1, 0.9])
+
+
+def test_em_sessions_per_rule_keep_households_apart() -> None:
+    """Pairs found by the address rule are mostly two members of one household: in one pooled EM
+    the "match" class can become "same address"; per rule, the address comparison sits out of the
+    address rule's session and the names and birth dates decide there."""
+    from jobs.match.config import BlockingRule, MatchConfig
+    from jobs.match.model import RULES_COLUMN
+    from jobs.match.training import em_sessions
+
+    cfg = MatchConfig(
+        blocking_rules=[BlockingRule(name="names", keys=["given_name_match"]), BlockingRule(name="address", keys=["postcode"])],
+        comparisons=[
+            ComparisonConfig(name="given", function="exact", columns=["given_name_match"]),
+            ComparisonConfig(name="birth", function="exact", columns=["birth_date"]),
+            ComparisonConfig(name="address", function="exact", columns=["postcode"]),
+        ],
+    )
+    comps = cfg.comparison_defs()
+    # (given, birth, address) levels (1 else, 2 exact), rule bitmask, count
+    rows = [
+        (2, 2, 2, 0b11, 1000),  # the same person: both rules find the pair
+        (2, 2, 1, 0b01, 150),  # the same person after a move
+        (1, 1, 2, 0b10, 3000),  # two members of one household
+        (2, 1, 1, 0b01, 500),  # namesakes
+    ]
+    hist = pd.DataFrame(rows, columns=["given", "birth", "address", RULES_COLUMN, "count"])
+    u = {"given": [None, 0.99, 0.01], "birth": [None, 0.999, 0.001], "address": [None, 0.999, 0.001]}
+    m, sessions = em_sessions(hist, cfg, comps, None, u)
+    assert [(s["rule"], s["pairs"], s["estimated"]) for s in sessions] == [
+        ("names", 1650, ["birth", "address"]),
+        ("address", 4000, ["given", "birth"]),
+    ]
+    assert m["given"][1] < 0.01 and m["birth"][1] < 0.01  # a real match hardly ever disagrees on them
+    assert 0.05 < m["address"][1] < 0.2  # people move: 150 of 1150 matches found by name live elsewhere
+    household = math.log2(m["given"][1] / u["given"][1]) + math.log2(m["birth"][1] / u["birth"][1]) + math.log2(m["address"][2] / u["address"][2])
+    assert household < 0, household
+
+    # a rule every comparison reads is skipped; a comparison no session estimates keeps its start
+    only = cfg.model_copy(update={"blocking_rules": [BlockingRule(name="all", keys=["given_name_match", "birth_date", "postcode"])]})
+    m2, s2 = em_sessions(hist.assign(**{RULES_COLUMN: 1}), only, comps, None, u)
+    assert s2 == [{"rule": "all", "pairs": 4650, "estimated": [], "skipped": "every comparison reads its columns"}]
+    assert m2 == {c.name: default_m(c) for c in comps}
