@@ -154,7 +154,10 @@ def generated_model(backend: str) -> dict[str, Any]:
     deterministically; Splink gets blocking rules and exact comparisons on them instead, so the
     model can weigh them. Comparisons as ours: names (Jaro-Winkler, term frequencies), name swap,
     birth date, e-mail, phone (exact, last nine digits), postcode (exact with term frequencies,
-    first four characters), house number, street, city (term frequencies).
+    first four characters), house number, street, city (term frequencies). Since f7bbce0 ours
+    compares the address as one comparison (postcode, house number, street, city) and trains one
+    EM session per blocking rule; this Splink model still has the four address comparisons of
+    our earlier default (not rerun since).
     """
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
