@@ -130,7 +130,17 @@ def test_persons_keep_their_profile_while_they_keep_a_record(retained) -> None: 
     ctx, e = retained["ctx"], retained["expected"]
     profiles = {r.person_id for r in ctx.lake.read(S.GOLDEN_PROFILES.address).select("person_id").collect()}
     assert not profiles & e["gone_persons"]
-    assert e["live_persons"] <= profiles
+    # A live person keeps its profile, or merged into a person that has one: with an expired
+    # record gone, a value its records shared may stop being held by different people (a family
+    # e-mail, match.deterministic.conflict_check) and link them; the change feed says so.
+    missing = e["live_persons"] - profiles
+    merged = {
+        r.person_id: r.related_person_id
+        for r in ctx.lake.read(S.GOLDEN_ID_CHANGES.address).where(F.col("change") == "merged").collect()
+    }
+    assert len(missing) <= 0.05 * len(e["live_persons"]), (len(missing), len(e["live_persons"]))
+    for person in missing:
+        assert merged.get(person) in profiles, (person, merged.get(person))
 
 
 def test_no_value_of_the_expired_cards_remains_in_lake_or_landing_data(retained) -> None:  # noqa: ANN001
