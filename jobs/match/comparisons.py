@@ -602,18 +602,14 @@ def address_levels(columns: Sequence[str]) -> Levels:
     street = columns[2] if len(columns) > 2 else None
     city = columns[3] if len(columns) > 3 else None
 
+    def present(v: Column) -> Column:
+        return F.when(v != F.lit(""), v)  # empty becomes null, as in digits()
+
     def prepare(col: Callable[[str], Column]) -> dict[str, Column]:
-        blank_none = F.lit(None).cast("string")
-        p_, h_ = compact_upper(col(pc)), compact_upper(col(hn))
-        out = {
-            "p": F.when(p_ != F.lit(""), p_).otherwise(blank_none),
-            "d": digits(col(pc)),
-            "h": F.when(h_ != F.lit(""), h_).otherwise(blank_none),
-        }
+        out = {"p": present(compact_upper(col(pc))), "d": digits(col(pc)), "h": present(compact_upper(col(hn)))}
         for key, c in (("s", street), ("c", city)):
             if c is not None:
-                v = F.upper(F.trim(col(c).cast("string")))
-                out[key] = F.when(v != F.lit(""), v).otherwise(blank_none)
+                out[key] = present(F.upper(F.trim(col(c).cast("string"))))
         return out
 
     def same(key: str) -> Condition:

@@ -75,6 +75,16 @@ def _value_groups(identifiers: DataFrame) -> DataFrame:
     return ids.join(groups, ["id_type", "id_value"])
 
 
+def _type_counts(groups: DataFrame) -> list:
+    """Per id_type (in order): distinct values and records of value-group rows, for the report."""
+    return (
+        groups.groupBy("id_type")
+        .agg(F.countDistinct("id_value").alias("values"), F.countDistinct("record_key").alias("records"))
+        .orderBy("id_type")
+        .collect()
+    )
+
+
 def conflicting_values(groups: DataFrame, records: DataFrame) -> DataFrame:
     """(id_type, id_value) of the value groups whose records name different people.
 
@@ -119,14 +129,7 @@ def identifier_edges(
     report: list[dict] = []
     # which values are generic, counted over every identifier type (cookie login needs customer numbers)
     grouped = _value_groups(identifiers)
-    generic_counts = (
-        grouped.where(F.col(_N) > cfg.max_records_per_value)
-        .groupBy("id_type")
-        .agg(F.countDistinct("id_value").alias("values"), F.countDistinct("record_key").alias("records"))
-        .orderBy("id_type")
-        .collect()
-    )
-    for row in generic_counts:
+    for row in _type_counts(grouped.where(F.col(_N) > cfg.max_records_per_value)):
         if row.id_type in cfg.id_types or (cfg.cookie_login and row.id_type == ID_CUSTOMER_NUMBER):
             report.append({"reason": REASON_GENERIC, "id_type": row.id_type, "values": int(row["values"]), "records": int(row.records)})
     usable = grouped.where(F.col(_N) <= cfg.max_records_per_value)
@@ -137,13 +140,7 @@ def identifier_edges(
         checked = [t for t in cfg.conflict_check if t in cfg.id_types]
         if records is not None and checked:
             conflicts = conflicting_values(shared.where(F.col("id_type").isin(*checked)), records).localCheckpoint()
-            for row in (
-                shared.join(conflicts, ["id_type", "id_value"], "left_semi")
-                .groupBy("id_type")
-                .agg(F.countDistinct("id_value").alias("values"), F.countDistinct("record_key").alias("records"))
-                .orderBy("id_type")
-                .collect()
-            ):
+            for row in _type_counts(shared.join(conflicts, ["id_type", "id_value"], "left_semi")):
                 report.append({"reason": REASON_CONFLICT, "id_type": row.id_type, "values": int(row["values"]), "records": int(row.records)})
             shared = shared.join(conflicts, ["id_type", "id_value"], "left_anti")
         parts.append(shared.select(F.col(_ROOT).alias(_L), F.col("record_key").alias(_R), F.col("id_type").alias(_TYPE)))
