@@ -304,9 +304,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - one clear line, the trace only with --verbose
         if verbose:
             traceback.print_exc()
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"error: {type(exc).__name__}: {first} (run with --verbose for the stack trace)", file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {_first_line(exc)} (run with --verbose for the stack trace)", file=sys.stderr)
         return 1
+
+
+def _first_line(exc: BaseException) -> str:
+    """The exception's first message line; a Java exception whose JVM has gone cannot say it."""
+    try:
+        text = str(exc).strip()
+    except Exception:  # noqa: BLE001 - py4j asks the (dead) JVM for the message
+        return (
+            "the Spark JVM stopped while it raised this (the Java messages above say why; an "
+            "OutOfMemoryError there means spark.driver_memory is too small for this run)"
+        )
+    return text.splitlines()[0] if text else ""
 
 
 if __name__ == "__main__":

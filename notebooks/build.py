@@ -682,7 +682,9 @@ def cdp(*args: str, check: bool = True) -> subprocess.CompletedProcess:
            "--set", f"lake.root={LAKE_COPY}", "--set", f"data.root={DATA_COPY}"]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     if check and done.returncode != 0:
-        raise RuntimeError(f"cdp {' '.join(args[:2])} failed ({done.returncode}):\\n{done.stderr[-3000:]}")
+        # the first error lines say why (a Java error comes long before the Python trace), then the end
+        first = [line for line in done.stderr.splitlines() if "Error" in line or "Exception" in line][:12]
+        raise RuntimeError(f"cdp {' '.join(args[:2])} failed ({done.returncode}):\\n" + "\\n".join(first) + f"\\n...\\n{done.stderr[-3000:]}")
     return done"""),
     ("md", "## The subject\n\nA person from `golden.profiles` with an e-mail address that no other person shares and a few source records."),
     ("code", """\

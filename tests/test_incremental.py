@@ -67,6 +67,16 @@ def test_five_incremental_batches_equal_one_full_run(spark, tmp_path: Path) -> N
     full_pairs = full.lake.read(S.MATCH_PAIRS.address).count()
     assert all(n < full_pairs for n in pairs_scored[1:])
     assert inc.lake.read(S.MATCH_PAIRS.address).count() == full_pairs
+    # ... and every stored pair has the score a full run gives it: a stored pair agreeing on a value
+    # whose (rounded) term-frequency count moved was rescored, the others kept a score still right
+    def weights(ctx) -> dict[tuple[str, str], float]:  # noqa: ANN001
+        rows = ctx.lake.read(S.MATCH_PAIRS.address).select("record_key_l", "record_key_r", "match_weight").collect()
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    inc_w, full_w = weights(inc), weights(full)
+    assert inc_w.keys() == full_w.keys()
+    off = {k: (inc_w[k], full_w[k]) for k in full_w if abs(inc_w[k] - full_w[k]) > 1e-9}
+    assert not off, f"{len(off)} pairs scored differently, e.g. {list(off.items())[:3]}"
     assert inc.lake.read(S.SILVER_RECORDS.address).count() == full.lake.read(S.SILVER_RECORDS.address).count()
 
     assert _partition(inc) == _partition(full)

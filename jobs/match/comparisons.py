@@ -37,7 +37,11 @@ of the agreed value, so agreeing on "Smith" weighs less than agreeing on "Wojcie
 weight becomes ``log2(m_exact / max(tf(value), tf_minimum_u_value))``, i.e. the level's weight
 plus the adjustment ``log2(u_exact / tf(value))``; the floor stops a unique value from getting an
 unbounded weight. Frequencies are computed from the records at scoring time
-(:func:`term_frequencies`), so no record value is ever stored in the model.
+(:func:`term_frequencies`), so no record value is ever stored in the model; the model fixes their
+denominator (non-blank values at training) and a resolution: counts are rounded to steps of
+``match.term_frequency_resolution`` bits in log2 space (:func:`rounded_count`; 0.25 by default,
+a weight moves by at most 0.125 bits), so a batch that adds a few "Smit"s to thousands leaves the
+weight of agreeing on "Smit" as it was and an incremental run need not rescore those pairs.
 """
 
 from __future__ import annotations
@@ -778,13 +782,33 @@ def term_counts(records: DataFrame, comparisons: Sequence[ComparisonDef]) -> Dat
     return values.groupBy(TF_COMPARISON, TF_VALUE).agg(F.count(F.lit(1)).alias(TF_COUNT))
 
 
-def frequencies_from_counts(counts: DataFrame, totals: Mapping[str, int | None] | None = None) -> DataFrame:
-    """``(comparison, value, tf)`` with ``tf = n / total``.
+def count_step(n: Column, resolution: float) -> Column:
+    """Which step of ``resolution`` bits (in log2 space) count ``n`` rounds to; ``n`` at 0.
+
+    Two counts with the same step give the same term frequency (:func:`rounded_count`).
+    """
+    if not resolution:
+        return n.cast("long")
+    return F.round(F.log2(n.cast("double")) / F.lit(float(resolution))).cast("long")
+
+
+def rounded_count(n: Column, resolution: float) -> Column:
+    """The count a term frequency uses: ``2 ** (resolution * step)``, or ``n`` at resolution 0."""
+    if not resolution:
+        return n.cast("double")
+    return F.pow(F.lit(2.0), count_step(n, resolution).cast("double") * F.lit(float(resolution)))
+
+
+def frequencies_from_counts(
+    counts: DataFrame, totals: Mapping[str, int | None] | None = None, resolution: float = 0.0
+) -> DataFrame:
+    """``(comparison, value, tf)`` with ``tf = rounded_count(n) / total``.
 
     ``totals`` (comparison -> non-blank values when the model was trained) fixes the denominator,
-    so a new batch changes the frequency only of the values it brings: an incremental run then
-    rescores exactly the pairs that agree on such a value, and gives the weights a full run over
-    the same records would give. A comparison without a total uses the current one.
+    so a new batch changes the frequency only of the values it brings, and with ``resolution``
+    (the model's ``tf_resolution``) only of those whose count crossed a step: an incremental run
+    then rescores exactly the pairs that agree on such a value, and gives the weights a full run
+    over the same records would give. A comparison without a total uses the current one.
     """
     from pyspark.sql import Window
 
@@ -794,7 +818,7 @@ def frequencies_from_counts(counts: DataFrame, totals: Mapping[str, int | None] 
         total = F.coalesce(literal_totals(fixed)[F.col(TF_COMPARISON)], current)
     else:
         total = current
-    return counts.select(TF_COMPARISON, TF_VALUE, (F.col(TF_COUNT) / total).alias(TF_FREQUENCY))
+    return counts.select(TF_COMPARISON, TF_VALUE, (rounded_count(F.col(TF_COUNT), resolution) / total).alias(TF_FREQUENCY))
 
 
 def literal_totals(totals: Mapping[str, int]) -> Column:
@@ -802,8 +826,8 @@ def literal_totals(totals: Mapping[str, int]) -> Column:
 
 
 def term_frequencies(records: DataFrame, comparisons: Sequence[ComparisonDef],
-                     totals: Mapping[str, int | None] | None = None) -> DataFrame | None:
+                     totals: Mapping[str, int | None] | None = None, resolution: float = 0.0) -> DataFrame | None:
     """Relative frequency of every value of each term-frequency-adjusted comparison's column:
     :func:`term_counts` over :func:`frequencies_from_counts`. None when no comparison is adjusted."""
     counts = term_counts(records, comparisons)
-    return None if counts is None else frequencies_from_counts(counts, totals)
+    return None if counts is None else frequencies_from_counts(counts, totals, resolution)

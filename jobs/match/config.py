@@ -297,6 +297,17 @@ class MatchConfig(Strict):
     blocking_rules: list[BlockingRule] = Field(default_factory=_default_rules, min_length=1)
     max_block_size: int = Field(2_000, ge=2, description="larger blocks are skipped and reported")
     comparisons: list[ComparisonConfig] = Field(default_factory=_default_comparisons, min_length=1)
+    term_frequency_resolution: float = Field(
+        0.25,
+        ge=0,
+        le=2,
+        description=(
+            "term frequencies use record counts rounded to this step in log2 space (bits; 0: exact "
+            "counts). A new batch then changes the weight of a common value only when its count "
+            "crosses a step, so an incremental run rescores few stored pairs; a weight moves by at "
+            "most half a step. Fixed in the model at training"
+        ),
+    )
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     threshold_probability: float = Field(0.9, gt=0, lt=1, description="pairs at or above it become edges")
     deterministic: DeterministicConfig = Field(default_factory=DeterministicConfig)

@@ -25,7 +25,9 @@ from jobs.common.errors import DataError
 from jobs.common.runlog import record_run
 from jobs.match import training
 from jobs.match.blocking import analyse_blocking, block_members, format_analysis, generate_candidate_pairs, oversized_blocks
-from jobs.match.comparisons import TF_COMPARISON, TF_COUNT, TF_VALUE, frequencies_from_counts, prepare_records, term_counts
+from jobs.match.comparisons import (
+    TF_COMPARISON, TF_COUNT, TF_VALUE, count_step, frequencies_from_counts, prepare_records, term_counts,
+)
 from jobs.match.model import needed_columns, score_pairs
 
 if TYPE_CHECKING:
@@ -107,10 +109,15 @@ def _pairs_version(ctx: "Context") -> Any:
     return row[0]["model_version"] if row else _NO_PAIRS
 
 
-def _changed_values(counts: DataFrame, previous: DataFrame) -> DataFrame:
-    """(comparison, value) whose record count differs from the previous run's (or is new / gone)."""
-    prev = previous.select(TF_COMPARISON_COL, TF_VALUE_COL, F.col("n").alias("n_prev"))
-    now = counts.select(F.col(TF_COMPARISON).alias(TF_COMPARISON_COL), F.col(TF_VALUE).alias(TF_VALUE_COL), F.col(TF_COUNT).alias("n_now"))
+def _changed_values(counts: DataFrame, previous: DataFrame, resolution: float = 0.0) -> DataFrame:
+    """(comparison, value) whose record count differs from the previous run's (or is new / gone);
+    with ``resolution`` (the model's), only those whose count moved to another step
+    (:func:`~jobs.match.comparisons.count_step`): the others keep their term frequency."""
+    prev = previous.select(TF_COMPARISON_COL, TF_VALUE_COL, count_step(F.col("n"), resolution).alias("n_prev"))
+    now = counts.select(
+        F.col(TF_COMPARISON).alias(TF_COMPARISON_COL), F.col(TF_VALUE).alias(TF_VALUE_COL),
+        count_step(F.col(TF_COUNT), resolution).alias("n_now"),
+    )
     both = now.join(prev, [TF_COMPARISON_COL, TF_VALUE_COL], "full_outer")
     return both.where(~F.col("n_now").eqNullSafe(F.col("n_prev"))).select(TF_COMPARISON_COL, TF_VALUE_COL)
 
@@ -148,7 +155,8 @@ def run(ctx: "Context", incremental: bool = False, new_keys: DataFrame | None = 
     changed: pairs with a new or changed record (``new_keys``, default the records standardize
     just changed, else the records no run clustered yet), pairs of records whose block crossed
     ``max_block_size`` (either way), and stored pairs that agree on a value whose term frequency
-    changed (the model fixes the denominators, so only the values a batch brings change). A
+    changed (the model fixes the denominators, so only the values a batch brings change, and
+    rounds the counts, so only those whose count crossed a step of ``tf_resolution``). A
     model version other than the stored pairs' rescores every pair. Edges and clusters are then
     rebuilt from all pairs and identifiers (cheap, and exactly what a full run does).
 
@@ -175,9 +183,18 @@ def run(ctx: "Context", incremental: bool = False, new_keys: DataFrame | None = 
         model, version = _model(ctx, records, retrain)
         train_s = time.monotonic() - t_model if retrain else 0.0
         model.check_comparisons(comps)
+        if model.tf_resolution != cfg.term_frequency_resolution:
+            log.warning(
+                "match: model version %s rounds term-frequency counts to %s bits, the config says %s: "
+                "the model's value scores (retrain to use the config's)", version, model.tf_resolution,
+                cfg.term_frequency_resolution,
+            )
         counts = term_counts(records, comps)
         counts = counts.localCheckpoint() if counts is not None else None
-        tf = frequencies_from_counts(counts, model.tf_totals).localCheckpoint() if counts is not None else None
+        tf = (
+            frequencies_from_counts(counts, model.tf_totals, model.tf_resolution).localCheckpoint()
+            if counts is not None else None
+        )
         oversized = oversized_blocks(records, cfg, salt).localCheckpoint()
 
         merge = False
@@ -211,7 +228,7 @@ def run(ctx: "Context", incremental: bool = False, new_keys: DataFrame | None = 
             stale = None
             if counts is not None:
                 previous_counts = lake.read_or_empty(S.MATCH_TERM_COUNTS.address, S.MATCH_TERM_COUNTS.schema)
-                stale = stale_pairs(untouched, records, comps, _changed_values(counts, previous_counts)).localCheckpoint()
+                stale = stale_pairs(untouched, records, comps, _changed_values(counts, previous_counts, model.tf_resolution)).localCheckpoint()
             candidates = generate_candidate_pairs(records, cfg, regen, carry=needed_columns(comps))
             to_score = candidates.select("record_key_l", "record_key_r", "blocking_rule")
             if stale is not None:

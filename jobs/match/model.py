@@ -99,6 +99,8 @@ class FellegiSunterModel:
     trained_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     metrics: dict[str, Any] = field(default_factory=dict)
     format: int = MODEL_FORMAT
+    # match.term_frequency_resolution at training (0: exact counts, as in models from before it)
+    tf_resolution: float = 0.0
 
     @property
     def tf_totals(self) -> dict[str, int | None]:
@@ -157,6 +159,7 @@ def build_model(
     link_type: str = "dedupe",
     metrics: Mapping[str, Any] | None = None,
     tf_totals: Mapping[str, int] | None = None,
+    tf_resolution: float = 0.0,
 ) -> FellegiSunterModel:
     params = [
         ComparisonParams(
@@ -174,7 +177,7 @@ def build_model(
         )
         for c in comparisons
     ]
-    return FellegiSunterModel(params, float(prior), link_type, metrics=dict(metrics or {}))
+    return FellegiSunterModel(params, float(prior), link_type, metrics=dict(metrics or {}), tf_resolution=float(tf_resolution))
 
 
 # --- comparison vectors and histograms --------------------------------------------------------------
@@ -450,7 +453,7 @@ def score_pairs(
     Comparisons with term-frequency adjustments weigh an exact agreement on value ``v`` as
     ``log2(m_exact / max(tf(v), tf_minimum_u_value))`` (comparisons.py docstring); ``tf_tables``
     is :func:`~jobs.match.comparisons.term_frequencies` of the records with the model's fixed
-    denominators (computed here when None).
+    denominators and count resolution (computed here when None).
     Pairs lacking the compared columns get them from ``records``.
     """
     model.check_comparisons(comparisons)
@@ -461,7 +464,7 @@ def score_pairs(
     if adjusted and tf_tables is None:
         if records is None:
             raise DataError("score_pairs: term-frequency adjustments need the records or tf_tables")
-        tf_tables = term_frequencies(records, comparisons, model.tf_totals)
+        tf_tables = term_frequencies(records, comparisons, model.tf_totals, model.tf_resolution)
     df = compute_levels(pairs, comparisons)
     for c in adjusted:
         tf = tf_tables.where(F.col(TF_COMPARISON) == F.lit(c.name)).select(

@@ -176,7 +176,7 @@ def fit(
         if counts is not None
         else {}
     )
-    model = build_model(comps, result.m, u_est["u"], prior, cfg.link_type, metrics, tf_totals)
+    model = build_model(comps, result.m, u_est["u"], prior, cfg.link_type, metrics, tf_totals, cfg.term_frequency_resolution)
     return FitResult(model, hist, result, u_est["pairs"], time.monotonic() - t0)
 
 
@@ -309,6 +309,7 @@ def _log_run(client: Any, run_id: str, cfg: "MatchConfig", fitted: FitResult) ->
         "labels": "yes" if t.labels_path else "no",
         "labels_mode": t.labels_mode,
         "threshold_probability": cfg.threshold_probability,
+        "term_frequency_resolution": model.tf_resolution,
         "comparisons": ",".join(f"{c.name}:{c.function}" for c in model.comparisons),
     }
     metrics = {"prior": model.prior, "prior_weight": model.prior_weight, "train_seconds": fitted.seconds}

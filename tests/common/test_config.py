@@ -287,3 +287,34 @@ def test_cli_validate_config_accepts_a_valid_config(capsys: pytest.CaptureFixtur
     out, err = capsys.readouterr()
     assert out.startswith(f"{config}: valid (1 sources, 2 comparisons, 0 segments; config hash ")
     assert err == ""
+
+
+class _JavaGone(Exception):
+    """Like py4j's Py4JJavaError once the JVM has died: asking for the message fails."""
+
+    def __str__(self) -> str:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (ValueError("bad value 'x'\nsecond line"), "error: ValueError: bad value 'x' (run with --verbose for the stack trace)\n"),
+        (
+            _JavaGone(),
+            "error: _JavaGone: the Spark JVM stopped while it raised this (the Java messages above say why; an "
+            "OutOfMemoryError there means spark.driver_memory is too small for this run) (run with --verbose for the stack trace)\n",
+        ),
+    ],
+)
+def test_cli_unexpected_errors_print_one_line_even_when_the_message_cannot_be_read(
+    exc: Exception, expected: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, restore_logging: None
+) -> None:
+    import jobs.cli as cli
+
+    def boom(args: object) -> int:
+        raise exc
+
+    monkeypatch.setattr(cli, "cmd_validate_config", boom)
+    assert cli.main(["validate-config", "--config", str(VALID / "local.yaml")]) == 1
+    assert capsys.readouterr().err == expected

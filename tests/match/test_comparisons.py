@@ -171,6 +171,31 @@ def test_term_frequencies(spark) -> None:  # noqa: ANN001
     assert got == {"smit": 0.75, "bos": 0.25}
 
 
+def test_term_frequencies_round_counts_to_steps_in_log2_space(spark) -> None:  # noqa: ANN001
+    cmp = build_comparison(
+        ComparisonConfig(name="f", function="exact", columns=["family_name_match"], term_frequency_adjustments=True)
+    )
+    # 11 smit, 5 bos, 3 jong, 1 kok: 20 values; at 0.5 bits the steps are round(2 * log2(n))
+    values = ["smit"] * 11 + ["bos"] * 5 + ["jong"] * 3 + ["kok"]
+    records = spark.createDataFrame([(v,) for v in values], "family_name_match string")
+    got = {r[1]: r[2] for r in term_frequencies(records, [cmp], None, 0.5).collect()}
+    # log2 11 = 3.46 -> step 7 -> 2**3.5; log2 5 = 2.32 -> 5 -> 2**2.5; log2 3 = 1.58 -> 3 -> 2**1.5; 1 -> 0
+    assert got == pytest.approx({"smit": 2**3.5 / 20, "bos": 2**2.5 / 20, "jong": 2**1.5 / 20, "kok": 1 / 20})
+    # resolution 0 is the exact count
+    exact = {r[1]: r[2] for r in term_frequencies(records, [cmp], None, 0.0).collect()}
+    assert exact == pytest.approx({"smit": 11 / 20, "bos": 5 / 20, "jong": 3 / 20, "kok": 1 / 20})
+
+
+def test_count_steps_change_only_when_a_count_crosses_a_step(spark) -> None:  # noqa: ANN001
+    from jobs.match.comparisons import count_step
+
+    counts = spark.createDataFrame([(n,) for n in (1, 2, 100, 101, 105, 110, 1000, 1010)], "n long")
+    steps = [r[0] for r in counts.select(count_step(F.col("n"), 0.25)).collect()]
+    # round(4 * log2 n): 0, 4, 26.58 -> 27, 26.63 -> 27, 26.85 -> 27, 27.12 -> 27, 39.86 -> 40, 39.92 -> 40
+    assert steps == [0, 4, 27, 27, 27, 27, 40, 40]
+    assert [r[0] for r in counts.select(count_step(F.col("n"), 0.0)).collect()] == [1, 2, 100, 101, 105, 110, 1000, 1010]
+
+
 def test_tf_on_comparison_without_exact_level_is_refused() -> None:
     with pytest.raises(ValueError, match="no exact level"):
         ComparisonConfig(name="b", function="date", columns=["birth_date"], term_frequency_adjustments=True)
