@@ -124,6 +124,29 @@ def test_merge_upsert_and_delete_not_matched(spark, lake):  # noqa: ANN001
     assert {r.k: r.n for r in lake.read("t.m").collect()} == {"a": 42, "z": 9}
 
 
+def test_read_difference_holds_every_row_that_differs(spark, lake):  # noqa: ANN001
+    lake.append("t.rd", frame(spark, ROWS[:1]))  # a, in a file no later version rewrites
+    lake.append("t.rd", frame(spark, ROWS[1:]))  # b and c
+    before = lake.version("t.rd")
+    lake.delete_keys("t.rd", "k", spark.createDataFrame([("c",)], "k string"))
+    lake.append("t.rd", frame(spark, ROWS[2:]).withColumn("k", F.lit("d")))
+    after = lake.version("t.rd")
+
+    def rows(df):  # noqa: ANN001, ANN202
+        return {(r.k, r.n) for r in df.collect()}
+
+    old, new = lake.read_difference("t.rd", before, after)
+    full_old, full_new = rows(lake.read("t.rd", version=before)), rows(lake.read("t.rd", version=after))
+    # the rows only one version has are all there, on their side ...
+    assert full_old - full_new <= rows(old) and full_new - full_old <= rows(new)
+    assert rows(old) <= full_old and rows(new) <= full_new
+    # ... and what both share either is left out or is on both sides (diffing drops it)
+    assert (rows(old) & full_new) == (rows(new) & full_old)
+    if lake.engine.name == "delta-rs":  # files both versions hold are not read
+        assert "a" not in {k for k, _ in rows(old) | rows(new)}
+    assert lake.read_difference("t.rd", after, after)[0].count() == (0 if lake.engine.name == "delta-rs" else 3)
+
+
 def test_delete_by_predicate_and_by_keys(spark, lake):  # noqa: ANN001
     lake.append("t.d", frame(spark))
     assert lake.delete("t.d", "n = 3") == 1
