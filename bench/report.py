@@ -373,8 +373,12 @@ def render_scale(scale: dict[str, Any]) -> list[str]:
             f"* new records in the incremental run: {_n(x.get('new_records'))} ({_share(x.get('new_share_of_run2'))} of all records); "
             f"incremental / full wall: {_f(m.get('incremental_over_full'), 3)}",
             f"* the incremental match scored {_n(_g(x, 'match_metrics', 'pairs'))} pairs "
-            f"(incremental: {_g(x, 'match_metrics', 'incremental')}; regenerated records {_n(_g(x, 'match_metrics', 'regenerated_records'))}); "
-            f"golden mode {_g(x, 'golden_metrics', 'mode') or '-'}",
+            f"(incremental: {_g(x, 'match_metrics', 'incremental')}; regenerated records {_n(_g(x, 'match_metrics', 'regenerated_records'))}; "
+            f"stored pairs rescored for a changed term frequency {_n(_g(x, 'match_metrics', 'rescored_pairs'))}); "
+            f"golden mode {_g(x, 'golden_metrics', 'mode') or '-'}, persons rebuilt {_n(_g(x, 'golden_metrics', 'persons_rebuilt'))} "
+            f"of {_n(_g(m, 'full', 'golden_metrics', 'persons_rebuilt'))}",
+            "* the full run trains its own model on all the data (a fresh lake), the incremental run scores with the "
+            "first run's: clusters may differ by that (the equivalence with one model is tests/test_incremental.py)",
             f"* clusters of the incremental lake against the full run's: pairwise F1 {_f(_g(m, 'incremental_vs_full_clusters', 'pairwise_f1'))}, "
             f"B-cubed F1 {_f(_g(m, 'incremental_vs_full_clusters', 'bcubed_f1'))}; cluster F1 against the ground truth: "
             f"incremental {_f(_g(x, 'accuracy', 'f1'))}, full {_f(_g(m, 'full', 'accuracy', 'f1'))}",
