@@ -228,6 +228,16 @@ def _fmt_ts(seconds: np.ndarray, style: str = "iso") -> Arr:
     return dates[codes] + _clock("Z" if style == "iso" else "")[sod]
 
 
+def _event_times(rng: np.random.Generator, created: np.ndarray, ref_day: int, mean: float) -> tuple[np.ndarray, np.ndarray]:
+    """Poisson(``mean``) events per account, each at a time between its creation (at most two years
+    back) and ``ref_day``: the owning row per event and its epoch seconds, ordered by row, then time."""
+    row = np.repeat(np.arange(len(created)), rng.poisson(mean, size=len(created)))
+    start = np.maximum(created[row], max(0, ref_day - 730) * 86400)
+    at = start + (rng.random(len(row)) * (ref_day * 86400 - start)).astype(np.int64)
+    o = np.lexsort((row, at))
+    return row[o], at[o]
+
+
 def _money(values: np.ndarray) -> Arr:
     cents = np.round(np.asarray(values) * 100).astype(np.int64)
     return _str_int(cents // 100) + "." + _D2[cents % 100]
@@ -980,13 +990,7 @@ def _write_webshop(c: Ctx, person: np.ndarray) -> None:
 
     # Orders: a few per account, within the last two years.
     rng = c.rng(_S_ORD)
-    k = rng.poisson(2.5, size=n)
-    row = np.repeat(np.arange(n), k)
-    lo = max(0, c.ref_day - 730) * 86400
-    start = np.maximum(created[row], lo)
-    at = start + (rng.random(len(row)) * (c.ref_day * 86400 - start)).astype(np.int64)
-    o = np.lexsort((row, at))
-    row, at = row[o], at[o]
+    row, at = _event_times(rng, created, c.ref_day, 2.5)
     m = len(row)
     total = np.round(np.exp(rng.normal(3.6, 0.7, size=m)), 1) - 0.05
     ocols = {
@@ -1026,13 +1030,7 @@ def _write_pos(c: Ctx, person: np.ndarray) -> None:
     c.add_truth("pos_members", card, person)
 
     rng = c.rng(_S_REC)
-    k = rng.poisson(5.0, size=n)
-    row = np.repeat(np.arange(n), k)
-    lo = max(0, c.ref_day - 730) * 86400
-    start = np.maximum(created[row], lo)
-    at = start + (rng.random(len(row)) * (c.ref_day * 86400 - start)).astype(np.int64)
-    o = np.lexsort((row, at))
-    row, at = row[o], at[o]
+    row, at = _event_times(rng, created, c.ref_day, 5.0)
     m = len(row)
     amount = np.round(np.exp(rng.normal(3.0, 0.8, size=m)), 2)
     rcols = {
