@@ -16,6 +16,7 @@ INSTALL_REQUIRES = [
     "scipy>=1.11,<2",
     "phonenumbers==9.0.43",
     "rapidfuzz==3.14.6",
+    "pyahocorasick==2.3.1",  # jobs/privacy/scan.py: all of an erasure's values in one pass over a file
     "faker==40.54.0",
     "matplotlib>=3.8,<4",
 ]

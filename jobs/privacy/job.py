@@ -293,26 +293,52 @@ def collect_needles(ctx: "Context", found: Subject, keep_values_of_remaining_row
 
 
 def _groups_held_elsewhere(records: DataFrame | None, ctx: "Context", found: Subject, groups: list[tuple[str, ...]]) -> set[tuple[str, ...]]:
-    """The needle groups that remaining records match the way the scan matches (whole words).
+    """The needle groups that remaining rows match the way the scan matches (whole words, every
+    needle of a group in one row).
 
     The exact comparisons above miss values held *inside* another record's: a record whose full
     name is only the family name ('van Dijk', a 'fam.' record) is held by every household member
     called '... van Dijk', and a given and family name pair may be spelled by another record's
-    name and e-mail address. Those stay with the remaining records (``shared_values``), and the
+    name and e-mail address. A golden profile spells more, from several records at once: at
+    100,000 persons the pair ('sam', 'willem') of an erased subject was spelled by another
+    person's profile with the e-mail address willem....@live.nl and a cat called Sam. So both
+    the remaining silver records (every column, extensions too) and the profiles of the persons
+    who stay are searched. Those groups stay with the remaining rows (``shared_values``), and the
     scan, which would find them there, does not look for them.
     """
-    if records is None or not groups:
+    if not groups:
         return set()
+    needles = sorted({x for g in groups for x in g})
+    frames = []
+    if records is not None:
+        frames.append(records.join(_keys_df(ctx, found.record_keys), "record_key", "left_anti"))
+    profiles = _read(ctx, S.GOLDEN_PROFILES.address)
+    if profiles is not None:
+        # not the profiles that hold a removed record (a retention run's live persons too): they
+        # hold the very values being removed until the re-resolving rebuilds them
+        leaving = _keys_df(ctx, found.person_ids, "person_id")
+        identity = _read(ctx, S.GOLDEN_IDENTITY_MAP.address)
+        if identity is not None:
+            leaving = leaving.unionByName(
+                identity.join(_keys_df(ctx, found.record_keys), "record_key", "left_semi").select("person_id")
+            )
+        frames.append(profiles.join(leaving, "person_id", "left_anti"))
+    held: set[tuple[str, ...]] = set()
+    for rest in frames:
+        held |= _groups_in_rows(rest, groups, needles)
+    return held
+
+
+def _groups_in_rows(rest: DataFrame, groups: list[tuple[str, ...]], needles: list[str]) -> set[tuple[str, ...]]:
+    """The groups some row of ``rest`` holds as the scan finds them (jobs/privacy/scan.py)."""
     from .scan import first_words, group_rows, needle_rows
 
-    needles = sorted({x for g in groups for x in g})
-    columns = [c for c in ("given_name", "name_particle", "family_name", "full_name", *ID_COLUMNS) if c in records.columns]
-    rest = records.join(_keys_df(ctx, found.record_keys), "record_key", "left_anti").select(*columns)
     by_first = first_words(needles)
     if "" not in by_first:
-        # only records holding some needle's first word come to the driver (the same word
-        # split as the scan's; a record that slips through here keeps its needle in the scan)
-        words = F.split(F.lower(F.concat_ws(" ", *columns)), r"[^\p{L}\p{N}]+")
+        # only rows holding some needle's first word come to the driver (the same word split as
+        # the scan's, over every value of the row; a row that slips through here keeps its
+        # needle in the scan)
+        words = F.split(F.lower(F.to_json(F.struct(*[F.col(f"`{c}`") for c in rest.columns]))), r"[^\p{L}\p{N}]+")
         rest = rest.where(F.arrays_overlap(words, F.array(*[F.lit(w) for w in sorted(by_first)])))
     table = rest.toArrow()
     if table.num_rows == 0:
@@ -451,14 +477,12 @@ def delete_everywhere(ctx: "Context", found: Subject, quarantine_ids: set[str]) 
 
 
 def _rewrite_text(path: str, drop_lines: set[int], needles: list[tuple[str, ...]], keep_first: bool) -> int:
-    from .scan import group_lines, line_starts
+    from .scan import TextNeedles
 
     with open(path, "rb") as fh:
         data = fh.read()
     lines = data.split(b"\n")
-    low = data.lower()
-    starts = line_starts(low)
-    hit_lines = set(drop_lines).union(*(group_lines(low, g, starts) for g in needles))
+    hit_lines = set(drop_lines).union(*TextNeedles(needles).lines(data.lower()).values())
     kept: list[bytes] = []
     dropped = 0
     for number, line in enumerate(lines, start=1):

@@ -86,12 +86,6 @@ def _word_regex(needle: str) -> str:
     return r"(?:^|[^\pL\pN])" + re.escape(needle) + r"(?:$|[^\pL\pN])"
 
 
-def _word_bytes(needle: bytes) -> "re.Pattern[bytes]":
-    import re
-
-    return re.compile(rb"(?<![A-Za-z0-9\x80-\xff])" + re.escape(needle) + rb"(?![A-Za-z0-9\x80-\xff])")
-
-
 _SEPARATORS = r"[^\pL\pN]+"
 
 
@@ -221,48 +215,91 @@ def line_starts(data: bytes) -> list[int]:
     return [0, *(m.end() for m in re.finditer(b"\n", data))]
 
 
-def _occurrences(low: bytes, needle: str) -> list[int]:
-    """Offsets where the needle occurs as a whole word in lower-cased bytes."""
-    # a plain substring test first (fast): most files hold none of a subject's values
-    return [m.start() for f in byte_forms(needle) if f in low for m in _word_bytes(f).finditer(low)]
+# bytes that continue a word: a needle next to one is inside a longer word (ASCII letters and
+# digits, and every byte of a multi-byte UTF-8 or a Latin-1 letter)
+_WORD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") | frozenset(range(0x80, 0x100))
 
 
-def group_lines(low: bytes, group: Sequence[str], starts: list[int]) -> set[int]:
-    """Line numbers (from 1) of lower-cased bytes where every needle of ``group`` occurs.
+class TextNeedles:
+    """Every needle of some groups found in lower-cased bytes in one pass (Aho-Corasick).
 
-    Each needle is searched once over the whole text and its hits are mapped to lines
-    (``bytes.lower`` keeps offsets), not every needle against every line.
+    A batch erasure of 100 subjects carries hundreds of needles; searching a large landing file
+    once per needle (as a substring test, then a regex) cost minutes per file. The automaton
+    (pyahocorasick) holds each needle's UTF-8 and Latin-1 spellings, read as Latin-1 text, which
+    maps every byte to one character, so offsets are byte offsets. Built once per scan.
     """
-    import bisect
 
-    lines: set[int] | None = None
-    for x in group:
-        at = {bisect.bisect_right(starts, o) for o in _occurrences(low, x)}
-        lines = at if lines is None else lines & at
-        if not lines:
-            return set()
-    return lines or set()
+    def __init__(self, groups: Sequence[Sequence[str]]) -> None:
+        import ahocorasick
+
+        self.groups = [tuple(g) for g in groups]
+        owners: dict[str, set[str]] = {}
+        for g in self.groups:
+            for x in g:
+                for form in byte_forms(x):
+                    owners.setdefault(form.decode("latin-1"), set()).add(x)
+        self._automaton = ahocorasick.Automaton()
+        for key, xs in owners.items():
+            self._automaton.add_word(key, (len(key), tuple(sorted(xs))))
+        self._empty = not owners
+        if not self._empty:
+            self._automaton.make_automaton()
+
+    def offsets(self, low: bytes) -> dict[str, list[int]]:
+        """Start offsets of each needle where it occurs as a whole word in ``low``."""
+        out: dict[str, list[int]] = {}
+        if self._empty or not low:
+            return out
+        n = len(low)
+        for end, (length, xs) in self._automaton.iter(low.decode("latin-1")):
+            start = end - length + 1
+            if (start > 0 and low[start - 1] in _WORD_BYTES) or (end + 1 < n and low[end + 1] in _WORD_BYTES):
+                continue
+            for x in xs:
+                out.setdefault(x, []).append(start)
+        return out
+
+    def lines(
+        self, low: bytes, starts: list[int] | None = None, found: dict[str, list[int]] | None = None
+    ) -> dict[tuple[str, ...], set[int]]:
+        """Per group, the line numbers (from 1) of ``low`` that hold every needle of it
+        (``found``: the offsets when already searched)."""
+        import bisect
+
+        found = self.offsets(low) if found is None else found
+        starts = line_starts(low) if starts is None else starts
+        line_of = {x: {bisect.bisect_right(starts, o) for o in at} for x, at in found.items()}
+        out: dict[tuple[str, ...], set[int]] = {}
+        for g in self.groups:
+            at: set[int] | None = None
+            for x in g:
+                at = line_of.get(x, set()) if at is None else at & line_of.get(x, set())
+                if not at:
+                    break
+            if at:
+                out[g] = at
+        return out
+
+    def hits(self, low: bytes) -> int:
+        """Occurrences of lone needles, plus lines holding every needle of a larger group."""
+        found = self.offsets(low)
+        if not found:
+            return 0
+        hits = sum(len(found.get(g[0], ())) for g in self.groups if len(g) == 1)
+        if any(len(g) > 1 and all(x in found for x in g) for g in self.groups):
+            hits += sum(len(v) for g, v in self.lines(low, found=found).items() if len(g) > 1)
+        return hits
 
 
-def _text_hits(path: str, groups: list[tuple[str, ...]]) -> int:
-    """Occurrences of lone needles, plus lines holding every needle of a larger group."""
-    data = _read_bytes(path).lower()
-    hits = 0
-    starts: list[int] | None = None
-    for g in groups:
-        if len(g) == 1:
-            hits += len(_occurrences(data, g[0]))
-            continue
-        if starts is None:
-            starts = line_starts(data)
-        hits += len(group_lines(data, g, starts))
-    return hits
+def _text_hits(path: str, needles: TextNeedles) -> int:
+    return needles.hits(_read_bytes(path).lower())
 
 
 def scan_for_values(roots: Sequence[str], groups: Iterable[Sequence[str]]) -> ScanResult:
     """Search every file under ``roots`` for the needle groups; see the module docstring."""
     result = ScanResult()
     needle_groups = _groups(groups)
+    text_needles = TextNeedles(needle_groups)
     seen: set[str] = set()
     for root in roots:
         if not root or not os.path.exists(root):
@@ -281,9 +318,9 @@ def scan_for_values(roots: Sequence[str], groups: Iterable[Sequence[str]]) -> Sc
                     try:
                         hits = _parquet_hits(path, needle_groups)
                     except Exception:  # noqa: BLE001 - unreadable parquet: fall back to bytes
-                        hits = _text_hits(path, needle_groups)
+                        hits = _text_hits(path, text_needles)
                 else:
-                    hits = _text_hits(path, needle_groups)
+                    hits = _text_hits(path, text_needles)
                 if hits:
                     result.hits += hits
                     result.hit_files.append(path)
