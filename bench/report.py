@@ -335,14 +335,14 @@ def render_scale(scale: dict[str, Any]) -> list[str]:
             f"{_n(er.get('persons'))} persons; each request on a fresh copy of the lake and landing folders after a full run "
             f"({er.get('base', '-')}); subjects are persons of the ground truth with an e-mail address of their own.",
             "",
-            "| request | subjects | `cdp privacy erase` s, process | in-process s | records | rows removed | files rewritten | files scanned | verification scan | peak RSS GiB | repeats | load avg |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| request | subjects | `cdp privacy erase` s, process | in-process s | of which re-resolving s | records | rows removed | files rewritten | files scanned | verification scan | peak RSS GiB | repeats | load avg |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for kind, label in (("single", "`--subject email:...`"), ("batch", "`--file` (batch)")):
             x = m.get(kind) or {}
             verdicts = [("passed" if _g(r, kind, "verified") else "**failed**") for r in er.get("runs", [])]
             out.append(
-                f"| {label} | {_n(x.get('subjects'))} | {_s(x.get('wall_s'))} {_reps(er, kind, 'wall_s')} | {_s(x.get('in_process_s'))} | "
+                f"| {label} | {_n(x.get('subjects'))} | {_s(x.get('wall_s'))} {_reps(er, kind, 'wall_s')} | {_s(x.get('in_process_s'))} | {_stages(x.get('stages_s'))} | "
                 f"{_n(x.get('records'))} | {_n(x.get('rows_removed'))} | {_n(x.get('files_rewritten'))} | {_n(x.get('scan_files'))} | "
                 f"{', '.join(verdicts) or '-'} | {_gib(x.get('peak_rss_bytes'))} | {er.get('repeats')} | {_load_avg(x.get('load_average'))} |"
             )

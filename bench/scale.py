@@ -523,9 +523,16 @@ def _erase_once(base_lake: str, base_data: str, scratch: str, subjects: list[str
     for k in ("outcome", "rows_removed", "persons", "records", "events", "files_rewritten", "scan_files", "scan_hits"):
         if k in printed:
             r[k] = printed[k]
-    row = _job_row(_new_runs(lake, before), "privacy_erase")
+    runs = _new_runs(lake, before)
+    row = _job_row(runs, "privacy_erase")
     if row is not None:
         r["in_process_s"] = round(run_seconds(row) or 0.0, 2)
+    # the re-resolving runs erasure starts (match, golden, segments); the rest is resolve, delete, vacuum, scan
+    r["stages_s"] = {}
+    for job in ("match", "golden", "segments"):
+        row = _job_row(runs, job)
+        if row is not None:
+            r["stages_s"][job] = round(run_seconds(row) or 0.0, 2)
     r["verified"] = printed.get("outcome") == "verified"
     if not r["verified"] and "could not be verified" in m.log_tail(20):
         r["outcome"] = "scan found values"

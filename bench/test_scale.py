@@ -133,7 +133,7 @@ def test_render_scale_lists_every_part() -> None:
             "erase": {
                 "persons": 1000, "repeats": 1, "base": "x",
                 "runs": [{"single": {**ok, "verified": True}, "batch": {**ok, "verified": False}}],
-                "median": {"single": {**ok, "subjects": 1}, "batch": {**ok, "subjects": 100}},
+                "median": {"single": {**ok, "subjects": 1, "stages_s": {"match": 30.0, "golden": 40.5}}, "batch": {**ok, "subjects": 100}},
             },
             "incremental": {
                 "persons": 1000, "repeats": 1, "batches": 100, "runs": [{"base": ok, "incremental": ok, "full": ok}],
@@ -148,4 +148,5 @@ def test_render_scale_lists_every_part() -> None:
     assert "| `cdp run --incremental` | 300: 13.00%" in text
     assert "new 80, merged 2" in text
     assert "| `--file` (batch) | 100 |" in text and "**failed**" in text
+    assert "| match 30.0, golden 40.5 |" in text  # the re-resolving runs of the single request
     assert "ingest 1.0" in text
