@@ -159,6 +159,16 @@ def _job_row(runs: pd.DataFrame, job: str) -> Any:
     return rows.iloc[-1] if len(rows) else None
 
 
+def _stage_seconds(runs: pd.DataFrame, jobs: Sequence[str]) -> dict[str, float]:
+    """Seconds of the last succeeded run of each job in ``runs`` that has one."""
+    out = {}
+    for job in jobs:
+        row = _job_row(runs, job)
+        if row is not None:
+            out[job] = round(run_seconds(row) or 0.0, 2)
+    return out
+
+
 # --- generated data ---------------------------------------------------------------------------
 
 
@@ -301,11 +311,7 @@ def pipeline(lake: str, data: str, log: str, timeout_s: float, incremental: bool
     m = cdp(["run", *(["--incremental"] if incremental else [])], lake, data, log, timeout_s)
     out = _measured(m, load0)
     runs = _new_runs(lake, before)
-    out["stages_s"] = {}
-    for job in PIPELINE_JOBS:
-        row = _job_row(runs, job)
-        if row is not None:
-            out["stages_s"][job] = round(run_seconds(row) or 0.0, 2)
+    out["stages_s"] = _stage_seconds(runs, PIPELINE_JOBS)
     keep = {
         "match": ("incremental", "pairs", "records", "regenerated_records", "rescored_pairs", "clusters", "edges", "model_version"),
         "golden": ("mode", "full_reason", "persons_rebuilt"),
@@ -528,11 +534,7 @@ def _erase_once(base_lake: str, base_data: str, scratch: str, subjects: list[str
     if row is not None:
         r["in_process_s"] = round(run_seconds(row) or 0.0, 2)
     # the re-resolving runs erasure starts (match, golden, segments); the rest is resolve, delete, vacuum, scan
-    r["stages_s"] = {}
-    for job in ("match", "golden", "segments"):
-        row = _job_row(runs, job)
-        if row is not None:
-            r["stages_s"][job] = round(run_seconds(row) or 0.0, 2)
+    r["stages_s"] = _stage_seconds(runs, ("match", "golden", "segments"))
     r["verified"] = printed.get("outcome") == "verified"
     if not r["verified"] and "could not be verified" in m.log_tail(20):
         r["outcome"] = "scan found values"

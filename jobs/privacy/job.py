@@ -69,6 +69,8 @@ if TYPE_CHECKING:
 
     from jobs.common.context import Context
 
+    from .scan import TextNeedles
+
 log = logging.getLogger(__name__)
 
 # Key columns by which rows are deleted, in the order they are tried.
@@ -476,13 +478,11 @@ def delete_everywhere(ctx: "Context", found: Subject, quarantine_ids: set[str]) 
 # --- files -------------------------------------------------------------------------------------
 
 
-def _rewrite_text(path: str, drop_lines: set[int], needles: list[tuple[str, ...]], keep_first: bool) -> int:
-    from .scan import TextNeedles
-
+def _rewrite_text(path: str, drop_lines: set[int], needles: "TextNeedles", keep_first: bool) -> int:
     with open(path, "rb") as fh:
         data = fh.read()
     lines = data.split(b"\n")
-    hit_lines = set(drop_lines).union(*TextNeedles(needles).lines(data.lower()).values())
+    hit_lines = set(drop_lines).union(*needles.lines(data.lower()).values())
     kept: list[bytes] = []
     dropped = 0
     for number, line in enumerate(lines, start=1):
@@ -520,6 +520,9 @@ def _rewrite_parquet(path: str, drop_rows: set[int], needles: list[tuple[str, ..
 
 def rewrite_files(paths: Iterable[str], lines: dict[str, set[int]], needles: list[tuple[str, ...]], csv_header: bool = True) -> dict[str, int]:
     """Drop the subject's lines/rows from files; path -> lines dropped (only changed files)."""
+    from .scan import TextNeedles
+
+    text_needles = TextNeedles(needles)  # one automaton for every text file
     changed: dict[str, int] = {}
     for path in sorted(set(paths)):
         if not os.path.isfile(path) or path.endswith(".cdp-tmp"):
@@ -528,7 +531,7 @@ def rewrite_files(paths: Iterable[str], lines: dict[str, set[int]], needles: lis
         if path.endswith(".parquet"):
             n = _rewrite_parquet(path, drop, needles)
         else:
-            n = _rewrite_text(path, drop, needles, keep_first=csv_header and path.endswith(".csv"))
+            n = _rewrite_text(path, drop, text_needles, keep_first=csv_header and path.endswith(".csv"))
         if n:
             changed[path] = n
     return changed

@@ -259,15 +259,13 @@ class TextNeedles:
                 out.setdefault(x, []).append(start)
         return out
 
-    def lines(
-        self, low: bytes, starts: list[int] | None = None, found: dict[str, list[int]] | None = None
-    ) -> dict[tuple[str, ...], set[int]]:
+    def lines(self, low: bytes, found: dict[str, list[int]] | None = None) -> dict[tuple[str, ...], set[int]]:
         """Per group, the line numbers (from 1) of ``low`` that hold every needle of it
         (``found``: the offsets when already searched)."""
         import bisect
 
         found = self.offsets(low) if found is None else found
-        starts = line_starts(low) if starts is None else starts
+        starts = line_starts(low)
         line_of = {x: {bisect.bisect_right(starts, o) for o in at} for x, at in found.items()}
         out: dict[tuple[str, ...], set[int]] = {}
         for g in self.groups:
