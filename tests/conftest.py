@@ -101,3 +101,24 @@ def copy_pipeline(pipeline, target: Path, spark):  # noqa: ANN001, ANN201
     shutil.copytree(pipeline.data, target / "data")
     shutil.copytree(pipeline.lake, target / "lake")
     return build_context(pipeline_config(target / "data", target / "lake"), spark=spark)
+
+
+def golden_runs(ctx) -> list:  # noqa: ANN001, ANN201
+    """ops.runs rows of the golden job, oldest first."""
+    return sorted(ctx.lake.read("ops.runs").where("job = 'golden'").collect(), key=lambda r: (r.started_at, r.run_id))
+
+
+def full_golden_rerun(ctx, target: Path, spark) -> dict:  # noqa: ANN001
+    """A full golden run on a copy of ``ctx``'s lake: its summary.
+
+    After an incremental golden run (an erasure's, a retention's) a full run over the same
+    clusters and silver tables must find nothing to change: no profile, relation or person id.
+    """
+    import shutil
+
+    from jobs.common.context import build_context
+    from jobs.golden import job as golden
+
+    shutil.copytree(ctx.lake_root, target / "lake")
+    copy = build_context(pipeline_config(Path(ctx.data_root), target / "lake"), spark=spark)
+    return golden.run(copy)

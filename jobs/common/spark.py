@@ -77,7 +77,13 @@ def _local_conf(
             # with spark.conf.spark.driver.extraJavaOptions for long jobs on big data.
             # -Xss: C1 frames are larger, and serialising a task with a deep expression tree
             # (interpreted evaluation) overflowed the default 1 MiB thread stack in CI.
-            "spark.driver.extraJavaOptions": "-Dderby.system.home=/tmp -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Xss16m",
+            # -XX:ReservedCodeCacheSize: with C1 only the JVM reserves 48 MiB for compiled code,
+            # not 240. The plans' generated classes filled it in a long session (an erasure test
+            # module): "CodeCache is full. Compiler has been disabled", then "Out of space in
+            # CodeCache for adapters" killed the listener thread, and with it the SparkContext.
+            "spark.driver.extraJavaOptions": (
+                "-Dderby.system.home=/tmp -XX:+UseG1GC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m -Xss16m"
+            ),
             # The UI is off, but the status store still keeps the last jobs, stages, tasks and SQL
             # executions (with their plan descriptions, some of them megabytes): at Spark's defaults
             # (1,000 / 1,000 / 100,000 / 1,000) a long-lived session (the test suite, a notebook)

@@ -30,8 +30,9 @@ The state an incremental run needs is recorded as ``state.*`` metrics of the run
 the Delta versions of the silver tables read, of the golden tables written, and a fingerprint of
 the golden config. An incremental run falls back to a full run (metric ``full_reason``) when
 there is no such earlier run, the golden config changed, a golden table was changed since by
-anything else (an erasure, a run that failed halfway) or an old silver version can no longer be
-read (vacuumed).
+anything else (a run that failed halfway, a manual write) or an old silver version can no longer
+be read (vacuumed). An erasure's deletes are the exception: the erasure passes the versions
+before and after them (``changed_outputs``) and the records whose persons they touch.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame
@@ -130,32 +132,78 @@ def _version(ctx: "Context", address: str) -> int:
     return ctx.lake.version(address) if ctx.lake.exists(address) else -1
 
 
-def last_state(ctx: "Context") -> dict[str, str] | None:
-    """The ``state.*`` metrics of the last succeeded golden run (module docstring), or None."""
+def _last_run(ctx: "Context") -> dict[str, Any] | None:
+    """The ops.runs row of the last succeeded golden run, or None."""
     if not ctx.lake.exists(S.OPS_RUNS.address):
         return None
     rows = (
         ctx.lake.read(S.OPS_RUNS.address)
         .where((F.col("job") == F.lit(JOB)) & (F.col("status") == F.lit("succeeded")))
         .orderBy(F.col("ended_at").desc(), F.col("run_id").desc())
-        .select("metrics")
         .limit(1)
         .collect()
     )
-    if not rows:
-        return None
-    state = {k: v for k, v in (rows[0].metrics or {}).items() if k.startswith(STATE)}
+    return rows[0].asDict() if rows else None
+
+
+def last_state(ctx: "Context") -> dict[str, str] | None:
+    """The ``state.*`` metrics of the last succeeded golden run (module docstring), or None."""
+    row = _last_run(ctx)
+    state = {k: v for k, v in ((row or {}).get("metrics") or {}).items() if k.startswith(STATE)}
     return state or None
 
 
-def _full_reason(ctx: "Context", prior: dict[str, str] | None, fingerprint: str, versions: dict[str, int]) -> str | None:
-    """Why this run cannot be incremental, or None when it can (before reading old versions)."""
+def rebase_state(ctx: "Context", moved: Mapping[str, tuple[int, int]]) -> list[str]:
+    """Move the last golden run's state onto later versions that hold the same rows.
+
+    ``moved``: table -> (version, a later version with the same rows). An erasure's history purge
+    commits such versions (table properties, vacuum start and end) and removes the log of the
+    older ones, which can then no longer be read. A state entry at the earlier version moves to
+    the later one, so the next incremental run neither falls back to a full run nor diffs
+    against a version that is gone. Returns the tables whose entry moved (the run's ops.runs row
+    is updated in place; nothing else in it changes).
+    """
+    row = _last_run(ctx)
+    if row is None:
+        return []
+    metrics = dict(row.get("metrics") or {})
+    rebased = []
+    for address, (before, after) in sorted(moved.items()):
+        key = STATE + address
+        if key in metrics and int(metrics[key]) == before and after != before:
+            metrics[key] = str(after)
+            rebased.append(address)
+    if rebased:
+        ctx.lake.upsert_rows(S.OPS_RUNS.address, [{**row, "metrics": metrics}], S.OPS_RUNS.schema, ["run_id"])
+    return rebased
+
+
+def output_versions(ctx: "Context") -> dict[str, int]:
+    """The Delta version of each table this job writes (-1: not there yet)."""
+    return {t.address: _version(ctx, t.address) for t in OUTPUTS}
+
+
+def _full_reason(
+    ctx: "Context",
+    prior: dict[str, str] | None,
+    fingerprint: str,
+    versions: dict[str, int],
+    changed_outputs: Mapping[str, tuple[int, int]] | None = None,
+) -> str | None:
+    """Why this run cannot be incremental, or None when it can (before reading old versions).
+
+    ``changed_outputs``: see :func:`run`; a table there counts as the last run left it when the
+    caller's change started from that version and the table is still at the version it ended at.
+    """
     if prior is None:
         return "no earlier golden run recorded its state"
     if prior.get(STATE_CONFIG) != fingerprint:
         return "the golden config changed since the last golden run"
     for table in OUTPUTS:
         want, have = prior.get(STATE + table.address), _version(ctx, table.address)
+        before, after = (changed_outputs or {}).get(table.address, (None, None))
+        if want is not None and int(want) == before:
+            want = str(after)
         if want is None or int(want) != have:
             return f"{table.address} is at version {have}; the last golden run left it at {want}"
     for table in INPUTS:
@@ -198,13 +246,20 @@ def _diffs(
 
 
 def run(
-    ctx: "Context", affected_record_keys: DataFrame | None = None, incremental: bool = False
+    ctx: "Context",
+    affected_record_keys: DataFrame | None = None,
+    incremental: bool = False,
+    changed_outputs: Mapping[str, tuple[int, int]] | None = None,
 ) -> dict[str, Any]:
     """One golden run; returns the summary that is also stored as metrics in ops.runs.
 
     ``incremental``: rebuild only the affected persons (module docstring), falling back to a
     full run when it cannot. ``affected_record_keys`` (a ``record_key`` column): records to treat
     as changed on top of what the run finds itself; implies ``incremental``.
+    ``changed_outputs``: golden tables the caller changed since the last golden run, as
+    (version before, version after) each, and whose changes ``affected_record_keys`` covers: an
+    erasure deletes the rows of the persons it removes and names the remaining records of
+    everyone whose profile or household those deletes touch (jobs/privacy/job.py).
     """
     lake = ctx.lake
     cfg = ctx.cfg.golden
@@ -226,7 +281,7 @@ def run(
         fingerprint = config_fingerprint(cfg)
 
         prior = last_state(ctx) if incremental else None
-        reason = _full_reason(ctx, prior, fingerprint, versions) if incremental else "full run requested"
+        reason = _full_reason(ctx, prior, fingerprint, versions, changed_outputs) if incremental else "full run requested"
         if reason is not None:
             prior = None
 
@@ -411,4 +466,4 @@ def run(
     return summary
 
 
-__all__ = ["JOB", "check_clusters", "config_fingerprint", "identity_epoch", "last_state", "run"]
+__all__ = ["JOB", "check_clusters", "config_fingerprint", "identity_epoch", "last_state", "output_versions", "rebase_state", "run"]

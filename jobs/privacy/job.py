@@ -16,7 +16,9 @@ Erasure (``cdp privacy erase``), for one subject or a file of them, processed as
 4. Suppression: salted hashes of the subject's identifiers and record keys go to
    privacy.suppression; ingest quarantines rows that would bring the person back ("suppressed").
 5. Re-resolve: clusters are recomputed from the remaining edges (so records that were only joined
-   through the subject fall apart correctly), then golden profiles, households and segments.
+   through the subject fall apart correctly), then golden profiles, households and segments. The
+   golden run is incremental: it rebuilds the persons the deletes and the new clusters touch
+   (:func:`golden_scope`), which gives the tables a full golden run would give.
 6. Purge history of every touched table: vacuum with retention 0, checkpoint, expire old log
    entries (the Delta log of a deleted row's file could otherwise keep it). Tables are created
    without column statistics (jobs/common/delta.py), so no PII sits in min/max stats either.
@@ -593,7 +595,38 @@ def register_rewritten(ctx: "Context", changed: Iterable[str], run_id: str) -> N
 # --- re-resolving --------------------------------------------------------------------------------
 
 
-def reresolve(ctx: "Context") -> dict[str, Any]:
+def golden_scope(ctx: "Context", found: Subject) -> set[str]:
+    """Record keys an incremental golden run after the deletes must treat as changed.
+
+    The remaining records of every person who loses a record, and of the members of their
+    households. The golden run's own diffs find the persons whose records, identifiers or events
+    changed, but not these: the deleted records are gone from the identity map before and after
+    (so they name no person), and a household member's address group changes although nothing of
+    theirs did. Read before the deletes, which remove the rows that say who these persons are.
+    """
+    identity = _read(ctx, S.GOLDEN_IDENTITY_MAP.address)
+    if identity is None or not (found.record_keys or found.person_ids):
+        return set()
+    from jobs.golden.households import RELATION_HOUSEHOLD
+
+    keys = _keys_df(ctx, found.record_keys)
+    persons = (
+        identity.join(keys, "record_key", "left_semi").select("person_id")
+        .unionByName(_keys_df(ctx, found.person_ids, "person_id"))
+        .distinct()
+    )
+    households = _read(ctx, S.GOLDEN_HOUSEHOLDS.address)
+    if households is not None:
+        members = households.where(F.col("relation") == F.lit(RELATION_HOUSEHOLD)).select("person_id", "related_id")
+        homes = members.join(persons, "person_id", "left_semi").select("related_id").distinct()
+        persons = persons.unionByName(members.join(homes, "related_id", "left_semi").select("person_id")).distinct()
+    rows = identity.join(persons, "person_id", "left_semi").join(keys, "record_key", "left_anti").select("record_key").collect()
+    return {r.record_key for r in rows}
+
+
+def reresolve(
+    ctx: "Context", scope: set[str] | None = None, golden_changed: dict[str, tuple[int, int]] | None = None
+) -> dict[str, Any]:
     """Re-resolve what the deleted records held together, as a full rerun over the rest would.
 
     With stored pairs and a registered model: an incremental match run with no new records. It
@@ -601,6 +634,12 @@ def reresolve(ctx: "Context") -> dict[str, Any]:
     regenerates the pairs of blocks that fell below ``max_block_size``, rewrites
     ``match.term_counts`` without the subject's values, and rebuilds edges and clusters. Without
     them: clusters from the remaining edges. Then golden profiles, households and segments.
+
+    ``scope`` (:func:`golden_scope`) and ``golden_changed`` (the golden tables' versions before
+    and after the deletes, jobs/golden/job.py ``output_versions``) make the golden run
+    incremental: it rebuilds the persons the deletes and the re-clustering touched, which gives
+    what a full golden run gives. Without them, or when the golden tables were not as the last
+    golden run left them before the deletes, it runs full.
     """
     from jobs.match import training
 
@@ -627,7 +666,10 @@ def reresolve(ctx: "Context") -> dict[str, Any]:
     if ctx.lake.exists(S.GOLDEN_PROFILES.address) or ctx.lake.exists(S.GOLDEN_IDENTITY_MAP.address):
         from jobs.golden import job as golden
 
-        out["golden"] = golden.run(ctx)
+        if scope is None or golden_changed is None:
+            out["golden"] = golden.run(ctx)
+        else:
+            out["golden"] = golden.run(ctx, affected_record_keys=_keys_df(ctx, scope), changed_outputs=golden_changed)
     if ctx.lake.exists(S.SEGMENT_MEMBERSHIP.address):
         from jobs.segments import job as segments
 
@@ -727,10 +769,16 @@ def erase_found(
     ``retention`` removes old rows rather than a person: values remaining rows still hold are
     not scanned for (see :func:`collect_needles`).
     """
+    from jobs.golden.job import output_versions, rebase_state
+
     collect_needles(ctx, found, keep_values_of_remaining_rows=retention)
     quarantine_ids = _quarantine_ids(ctx, found)
     lines = landing_lines(ctx, found, quarantine_ids)
+    scope = golden_scope(ctx, found)
+    golden_before = output_versions(ctx)
     removed = delete_everywhere(ctx, found, quarantine_ids)
+    golden_after = output_versions(ctx)
+    golden_changed = {a: (v, golden_after[a]) for a, v in golden_before.items() if golden_after[a] != v}
     # Landing files: the exact lines, plus any line that still holds the subject's values.
     landing = set(lines)
     from jobs.ingest.job import discover_files
@@ -758,13 +806,18 @@ def erase_found(
     if suppress:
         add_suppression(ctx, found, request_ids[0] if request_ids else run_id)
     if found.record_keys or found.person_ids or found.event_keys:
-        reresolve(ctx)  # events too: profiles aggregate them
+        reresolve(ctx, scope, golden_changed)  # events too: profiles aggregate them
     touched = set(removed) | {S.MATCH_CLUSTERS.address, S.MATCH_PAIRS.address, S.MATCH_EDGES.address, S.MATCH_TERM_COUNTS.address, S.MATCH_SKIPPED_BLOCKS.address, S.GOLDEN_IDENTITY_MAP.address, S.GOLDEN_PROFILES.address, S.GOLDEN_HOUSEHOLDS.address, S.GOLDEN_ID_CHANGES.address, S.SEGMENT_MEMBERSHIP.address, S.SEGMENT_EXPORTS.address}
     versions: dict[str, int] = {}
+    moved: dict[str, tuple[int, int]] = {}
     for address in sorted(touched):
         if ctx.lake.exists(address):
+            before = ctx.lake.version(address)
             ctx.lake.purge_history(address)
             versions[address] = ctx.lake.version(address)
+            moved[address] = (before, versions[address])
+    # The purge's versions change no row: the next incremental golden run starts from them.
+    rebase_state(ctx, moved)
     # Spark checkpoints are transient copies of table data.
     shutil.rmtree(os.path.join(ctx.lake_root, "_checkpoints"), ignore_errors=True)
     scan: ScanResult = scan_for_values(scan_roots(ctx), found.needles)

@@ -36,7 +36,7 @@ from jobs.privacy import job as privacy
 from jobs.privacy.scan import scan_for_values
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
-from conftest import PIPELINE_RUN_DATE, copy_pipeline  # noqa: E402
+from conftest import PIPELINE_RUN_DATE, copy_pipeline, full_golden_rerun, golden_runs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -326,6 +326,23 @@ def test_former_cluster_mates_keep_their_records_and_profiles(erased) -> None:  
         assert pids, f"person {mate} lost their records"
         rows = ctx.lake.read(S.GOLDEN_PROFILES.address).where(F.col("person_id").isin(*pids)).collect()
         assert rows and all(r.record_count >= 1 for r in rows)
+
+
+UNCHANGED = ("profiles_changed", "profiles_removed", "relations_replaced", "new", "merged", "split", "retired")
+
+
+def test_golden_reresolved_incrementally_as_a_full_run_would(erased, tmp_path, spark) -> None:  # noqa: ANN001
+    ctx = erased["ctx"]
+    runs = golden_runs(ctx)[-2:]  # one per erasure request
+    assert [r.metrics["mode"] for r in runs] == ["incremental", "incremental"], [r.metrics.get("full_reason") for r in runs]
+    # The first request's run rebuilt at least the household member; the second's subjects may
+    # have left no one behind whose profile changes.
+    assert int(runs[0].metrics["persons_rebuilt"]) >= 1, runs[0].metrics
+    for r in runs:
+        assert int(r.metrics["persons_rebuilt"]) < int(r.metrics["persons"]) / 4, r.metrics
+    summary = full_golden_rerun(ctx, tmp_path, spark)
+    assert {k: summary[k] for k in UNCHANGED} == dict.fromkeys(UNCHANGED, 0)
+    assert summary["persons"] == int(runs[-1].metrics["persons"])
 
 
 def test_audit_requests_and_suppression_hold_hashes_only(erased) -> None:  # noqa: ANN001

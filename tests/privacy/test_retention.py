@@ -29,7 +29,7 @@ from jobs.privacy import job as privacy
 from jobs.privacy.scan import scan_for_values
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
-from conftest import PIPELINE_RUN_DATE, copy_pipeline, pipeline_config  # noqa: E402
+from conftest import PIPELINE_RUN_DATE, copy_pipeline, full_golden_rerun, golden_runs, pipeline_config  # noqa: E402
 
 RETENTION = {"pos_members": 2000, "pos_receipts": 365, "crm": 3000}
 
@@ -141,6 +141,16 @@ def test_persons_keep_their_profile_while_they_keep_a_record(retained) -> None: 
     assert len(missing) <= 0.05 * len(e["live_persons"]), (len(missing), len(e["live_persons"]))
     for person in missing:
         assert merged.get(person) in profiles, (person, merged.get(person))
+
+
+def test_golden_reresolved_incrementally_as_a_full_run_would(retained, tmp_path, spark) -> None:  # noqa: ANN001
+    ctx = retained["ctx"]
+    run = golden_runs(ctx)[-1]
+    assert run.metrics["mode"] == "incremental", run.metrics.get("full_reason")
+    assert 0 < int(run.metrics["persons_rebuilt"]) < int(run.metrics["persons"])
+    summary = full_golden_rerun(ctx, tmp_path, spark)
+    unchanged = ("profiles_changed", "profiles_removed", "relations_replaced", "new", "merged", "split", "retired")
+    assert {k: summary[k] for k in unchanged} == dict.fromkeys(unchanged, 0)
 
 
 def test_no_value_of_the_expired_cards_remains_in_lake_or_landing_data(retained) -> None:  # noqa: ANN001
