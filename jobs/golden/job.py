@@ -32,7 +32,9 @@ the golden config. An incremental run falls back to a full run (metric ``full_re
 there is no such earlier run, the golden config changed, a golden table was changed since by
 anything else (a run that failed halfway, a manual write) or an old silver version can no longer
 be read (vacuumed). An erasure's deletes are the exception: the erasure passes the versions
-before and after them (``changed_outputs``) and the records whose persons they touch.
+before and after them (``changed_outputs``) and the records whose persons they touch, and after
+its history purge (versions that change no row and make the older ones unreadable) it moves the
+recorded state onto the purged versions (:func:`rebase_state`).
 """
 
 from __future__ import annotations
@@ -289,7 +291,9 @@ def run(
             "record_key", F.coalesce("source_created_at", "source_updated_at").alias("anchor_at")
         )
         known = lake.read(S.GOLDEN_ID_CHANGES.address).select("person_id") if lake.exists(S.GOLDEN_ID_CHANGES.address) else None
-        identity_map, changes = assign_person_ids(clusters, previous, r.run_id, run_at, epoch, anchors, known)
+        identity_map, changes = assign_person_ids(
+            clusters, previous, r.run_id, run_at, epoch, anchors, known, materialize=lambda df: df.localCheckpoint()
+        )
         identity_map = identity_map.localCheckpoint()
         changes = changes.localCheckpoint()
         n_records = identity_map.count()
@@ -313,7 +317,8 @@ def run(
                 for extra in (ctx.state.get("changed_record_keys"), affected_record_keys):
                     if extra is not None:
                         keys = keys.unionByName(extra.select("record_key"))
-                moved = moved_records(previous if previous is not None else identity_map.limit(0), identity_map)
+                # materialised, as the diffs are: small, and joined against the big tables
+                moved = moved_records(previous if previous is not None else identity_map.limit(0), identity_map).localCheckpoint()
                 affected = (
                     affected_persons(identity_map, identifiers, events, keys, moved, changed_ids, changed_evts)
                     .unionByName(changes.select("person_id"))

@@ -336,7 +336,11 @@ def build_profiles(
         "build_profiles(records)",
     )
     full_map = identity_map.select("record_key", "person_id")
-    imap = full_map if persons is None else full_map.join(persons.select("person_id"), "person_id", "left_semi")
+    imap = full_map
+    if persons is not None:
+        # Materialised: with its real (small) size the planner broadcasts it into the joins with
+        # records, identifiers and events; as a plan it is estimated at the whole map's size.
+        imap = full_map.join(persons.select("person_id"), "person_id", "left_semi").localCheckpoint()
     recs = records.join(imap, "record_key")
     attributed = attribute_events(*_events_in_reach(events, identifiers, imap, persons is not None), full_map)
     per_person = (
