@@ -108,6 +108,10 @@ def golden_runs(ctx) -> list:  # noqa: ANN001, ANN201
     return sorted(ctx.lake.read("ops.runs").where("job = 'golden'").collect(), key=lambda r: (r.started_at, r.run_id))
 
 
+# Counts of a golden run's summary that are 0 when it finds nothing to change.
+GOLDEN_UNCHANGED = ("profiles_changed", "profiles_removed", "relations_replaced", "new", "merged", "split", "retired")
+
+
 def full_golden_rerun(ctx, target: Path, spark) -> dict:  # noqa: ANN001
     """A full golden run on a copy of ``ctx``'s lake: its summary.
 

@@ -466,8 +466,8 @@ def run(
         r.metric(STATE_CONFIG, fingerprint)
         for address, version in versions.items():
             r.metric(STATE + address, version)
-        for table in OUTPUTS:
-            r.metric(STATE + table.address, _version(ctx, table.address))
+        for address, version in output_versions(ctx).items():
+            r.metric(STATE + address, version)
     return summary
 
 

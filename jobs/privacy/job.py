@@ -624,9 +624,7 @@ def golden_scope(ctx: "Context", found: Subject) -> set[str]:
     return {r.record_key for r in rows}
 
 
-def reresolve(
-    ctx: "Context", scope: set[str] | None = None, golden_changed: dict[str, tuple[int, int]] | None = None
-) -> dict[str, Any]:
+def reresolve(ctx: "Context", scope: set[str], golden_changed: dict[str, tuple[int, int]]) -> dict[str, Any]:
     """Re-resolve what the deleted records held together, as a full rerun over the rest would.
 
     With stored pairs and a registered model: an incremental match run with no new records. It
@@ -638,8 +636,8 @@ def reresolve(
     ``scope`` (:func:`golden_scope`) and ``golden_changed`` (the golden tables' versions before
     and after the deletes, jobs/golden/job.py ``output_versions``) make the golden run
     incremental: it rebuilds the persons the deletes and the re-clustering touched, which gives
-    what a full golden run gives. Without them, or when the golden tables were not as the last
-    golden run left them before the deletes, it runs full.
+    what a full golden run gives. When the golden tables were not as the last golden run left
+    them before the deletes, the golden run falls back to a full run itself.
     """
     from jobs.match import training
 
@@ -666,10 +664,7 @@ def reresolve(
     if ctx.lake.exists(S.GOLDEN_PROFILES.address) or ctx.lake.exists(S.GOLDEN_IDENTITY_MAP.address):
         from jobs.golden import job as golden
 
-        if scope is None or golden_changed is None:
-            out["golden"] = golden.run(ctx)
-        else:
-            out["golden"] = golden.run(ctx, affected_record_keys=_keys_df(ctx, scope), changed_outputs=golden_changed)
+        out["golden"] = golden.run(ctx, affected_record_keys=_keys_df(ctx, scope), changed_outputs=golden_changed)
     if ctx.lake.exists(S.SEGMENT_MEMBERSHIP.address):
         from jobs.segments import job as segments
 
