@@ -347,21 +347,24 @@ def render_scale(scale: dict[str, Any]) -> list[str]:
                 f"{', '.join(verdicts) or '-'} | {_gib(x.get('peak_rss_bytes'))} | {er.get('repeats')} | {_load_avg(x.get('load_average'))} |"
             )
         out += ["", *([f"* {er['error']}"] if er.get("error") else []), *_failed(er)]
-    inc = parts.get("incremental")
-    if inc:
+    incs = sorted((p for name, p in parts.items() if name.split("-p")[0] == "incremental" and p), key=lambda p: -(p.get("persons") or 0))
+    for inc in incs:
         m = inc.get("median") or {}
         x = m.get("incremental") or {}
         out += [
-            "### Incremental run (issue 9)",
+            f"### Incremental run (issue 9), {_n(inc.get('persons'))} persons",
             "",
             f"{_n(inc.get('persons'))} persons generated with `batches={inc.get('batches')}`; `cdp run` on the first batches, then the last "
             f"{_n(m.get('new_batches'))} batch(es) (about {_share(m.get('new_share_estimated'))} of the person records) added and "
-            "`cdp run --incremental`; next to `cdp run` over all of it on a fresh lake.",
+            "`cdp run --incremental`; next to `cdp run` over all of it on a fresh lake"
+            + ("." if m.get("full") else " (not run at this size: the full run of the first part stands beside it)."),
             "",
             "| run | records after it | wall s, process | per stage s, in-process | peak RSS GiB | repeats | load avg |",
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for key, label in (("base", "`cdp run` on the first part"), ("incremental", "`cdp run --incremental` (new batch)"), ("full", "`cdp run` over all of it")):
+            if key not in m:
+                continue
             y = m.get(key) or {}
             recs = _g(y, "match_metrics", "records")
             out.append(
@@ -371,12 +374,13 @@ def render_scale(scale: dict[str, Any]) -> list[str]:
         out += [
             "",
             f"* new records in the incremental run: {_n(x.get('new_records'))} ({_share(x.get('new_share_of_run2'))} of all records); "
-            f"incremental / full wall: {_f(m.get('incremental_over_full'), 3)}",
+            f"incremental / full wall: {_f(m.get('incremental_over_full'), 3)}; "
+            f"incremental / full run of the first part: {_f(m.get('incremental_over_base'), 3)}",
             f"* the incremental match scored {_n(_g(x, 'match_metrics', 'pairs'))} pairs "
             f"(incremental: {_g(x, 'match_metrics', 'incremental')}; regenerated records {_n(_g(x, 'match_metrics', 'regenerated_records'))}; "
             f"stored pairs rescored for a changed term frequency {_n(_g(x, 'match_metrics', 'rescored_pairs'))}); "
             f"golden mode {_g(x, 'golden_metrics', 'mode') or '-'}, persons rebuilt {_n(_g(x, 'golden_metrics', 'persons_rebuilt'))} "
-            f"of {_n(_g(m, 'full', 'golden_metrics', 'persons_rebuilt'))}",
+            f"of {_n(_g(m, 'full', 'golden_metrics', 'persons_rebuilt') or _g(m, 'base', 'golden_metrics', 'persons_rebuilt'))}",
             "* the full run trains its own model on all the data (a fresh lake), the incremental run scores with the "
             "first run's: clusters may differ by that (the equivalence with one model is tests/test_incremental.py)",
             f"* clusters of the incremental lake against the full run's: pairwise F1 {_f(_g(m, 'incremental_vs_full_clusters', 'pairwise_f1'))}, "

@@ -48,7 +48,7 @@ import shutil
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -578,7 +578,11 @@ def part_erase(args: argparse.Namespace, full_run: tuple[str, str] | None) -> di
     return {"persons": n, "seed": args.seed, "base": origin, "base_run": built, "batch_size": len(batch), "runs": runs}
 
 
-def part_incremental(args: argparse.Namespace) -> dict[str, Any]:
+def part_incremental(args: argparse.Namespace, progress: Callable[[dict[str, Any]], None] = lambda part: None) -> dict[str, Any]:
+    """Part e. ``progress`` gets the part as measured so far after every run (a long run that is cut
+    off keeps what it measured); ``args.full`` false skips the full run over all of it (at 1,000,000
+    persons two full runs do not fit in a session: the full run of the first part stands beside the
+    incremental one, ``incremental_over_base``)."""
     n, k = args.incremental_persons, 100
     base = os.path.join(args.work, f"incremental-p{n}")
     gen_dir = os.path.join(base, "gen")
@@ -587,41 +591,48 @@ def part_incremental(args: argparse.Namespace) -> dict[str, Any]:
     shares = batch_shares(gen_dir)
     new_batches = split_for_share(shares, args.new_share)
     first, last = list(range(1, k - new_batches + 1)), list(range(k - new_batches + 1, k + 1))
-    runs = []
+    runs: list[dict[str, Any]] = []
+    part = {"persons": n, "seed": args.seed, "batches": k, "merged_batches": args.merge_batches, "generate": gen, "runs": runs}
     for rep in range(args.repeats):
         inc_lake, inc_data = _fresh(os.path.join(base, "inc", "lake")), _fresh(os.path.join(base, "inc", "data"))
         full_lake, full_data = _fresh(os.path.join(base, "full", "lake")), _fresh(os.path.join(base, "full", "data"))
         land(gen_dir, inc_data, first, args.merge_batches)
         r: dict[str, Any] = {"new_batches": new_batches, "new_share_estimated": round(sum(shares[-new_batches:]), 5)}
+        runs.append(r)
         r["base"] = pipeline(inc_lake, inc_data, os.path.join(base, f"base-{rep + 1}.log"), args.timeout)
+        progress(part)
         if r["base"]["error"]:
-            runs.append(r)
             break
         map1 = identity_map(inc_lake)
         changes1 = _change_runs(inc_lake)
         land(gen_dir, inc_data, last, args.merge_batches)
         r["incremental"] = pipeline(inc_lake, inc_data, os.path.join(base, f"incremental-{rep + 1}.log"), args.timeout, incremental=True)
-        # the full run reads exactly the files the incremental lake has landed
-        shutil.rmtree(full_data)
-        shutil.copytree(inc_data, full_data)
-        r["full"] = pipeline(full_lake, full_data, os.path.join(base, f"full-{rep + 1}.log"), args.timeout)
         if not r["incremental"]["error"]:
             map2 = identity_map(inc_lake)
             r["incremental"].update(compare_runs(map1, map2))
             r["incremental"]["id_changes"] = id_changes(inc_lake, changes1)
             r["incremental"]["accuracy"] = accuracy(inc_lake, map2, truth)
+            r["incremental_over_base"] = round(r["incremental"]["wall_s"] / r["base"]["wall_s"], 4)
+        progress(part)
+        if args.full:
+            # the full run reads exactly the files the incremental lake has landed
+            shutil.rmtree(full_data)
+            shutil.copytree(inc_data, full_data)
+            r["full"] = pipeline(full_lake, full_data, os.path.join(base, f"full-{rep + 1}.log"), args.timeout)
+        if not r["incremental"]["error"] and "full" in r:
             if not r["full"]["error"]:
                 full_map = identity_map(full_lake)
                 r["full"]["accuracy"] = accuracy(full_lake, full_map, truth)
                 agree = cluster_metrics(map2, full_map)  # the full run's clusters as the reference
                 r["incremental_vs_full_clusters"] = {"pairwise_f1": agree.pairwise.f1, "bcubed_f1": agree.bcubed.f1}
-        inc_s, full_s = r["incremental"].get("wall_s"), r["full"].get("wall_s")
-        if inc_s and full_s and not r["incremental"]["error"] and not r["full"]["error"]:
+        full = r.get("full") or {}
+        inc_s, full_s = r["incremental"].get("wall_s"), full.get("wall_s")
+        if inc_s and full_s and not r["incremental"]["error"] and not full.get("error"):
             r["incremental_over_full"] = round(inc_s / full_s, 4)
-        runs.append(r)
+        progress(part)
         if rep + 1 < args.repeats:
             shutil.rmtree(full_lake, ignore_errors=True)
-    return {"persons": n, "seed": args.seed, "batches": k, "merged_batches": args.merge_batches, "generate": gen, "runs": runs}
+    return part
 
 
 # --- medians and output --------------------------------------------------------------------------
@@ -685,6 +696,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--erase-batch", type=int, default=100, help="d: subjects in the batch erasure")
     ap.add_argument("--no-merge-batches", dest="merge_batches", action="store_false",
                     help="land every generator part as its own file instead of one file per delivery")
+    ap.add_argument("--no-full", dest="full", action="store_false",
+                    help="e: skip the full run over all of it (the full run of the first part stands beside the incremental run)")
     ap.add_argument("--work", default=os.path.join(BENCH, "work", "scale"))
     ap.add_argument("--results", default=os.path.join(BENCH, "results"))
     ap.add_argument("--docs", default=os.path.join(REPO, "docs", "benchmarks.md"))
@@ -725,7 +738,11 @@ def main(argv: list[str] | None = None) -> int:
             reuse = full_run if args.erase_persons == args.stability_persons else None
             save("erase", part_erase(args, reuse))
         if "incremental" in parts:
-            save("incremental", part_incremental(args))
+            # one result per size: a run at another size keeps the last one as incremental-p<N>
+            last = doc["parts"].get("incremental")
+            if last and last.get("persons") != args.incremental_persons:
+                doc["parts"][f"incremental-p{last.get('persons')}"] = doc["parts"].pop("incremental")
+            save("incremental", part_incremental(args, lambda part: save("incremental", part)))
     from bench.run_all import write_outputs
 
     write_outputs(args.results, args.docs)
