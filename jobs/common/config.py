@@ -237,7 +237,9 @@ class SparkConfig(Strict):
 class LakeConfig(Strict):
     root: str = "lakehouse"
     engine: Literal["auto", "delta-rs", "delta-spark"] = "auto"
-    arrow_merge_limit: int = Field(2_000_000, ge=0, description="rows above which merges rewrite in Spark")
+    arrow_merge_limit: int = Field(
+        2_000_000, ge=0, description="rows above which merges rewrite in Spark (so do merges whose Arrow size is estimated above 256 MiB)"
+    )
 
 
 class DataConfig(Strict):

@@ -55,6 +55,37 @@ ENGINE_NAMES = ("delta-rs", "delta-spark")
 WriteMode = Literal["append", "overwrite"]
 
 
+# A merge whose source fits goes through the driver as one Arrow table (delta-rs merges it and
+# rewrites only the files it touches); a bigger one is rewritten in Spark. Spark refuses to send
+# the driver more than spark.driver.maxResultSize (1 GiB by default) in one collect: at 1,000,000
+# persons the first golden run's 1.8 million profiles (about 1 KiB a row) failed on it. So the
+# Arrow path is bounded by an estimate of bytes as well as by rows.
+ARROW_MERGE_BYTES = 256 * 2**20
+
+
+def estimated_row_bytes(dtype: Any) -> int:
+    """A rough upper estimate of one value's size in Arrow (strings 40 bytes, collections 4 items)."""
+    from pyspark.sql import types as T
+
+    if isinstance(dtype, T.StructType):
+        return sum(estimated_row_bytes(f.dataType) for f in dtype.fields) + 1
+    if isinstance(dtype, T.ArrayType):
+        return 4 + 4 * estimated_row_bytes(dtype.elementType)
+    if isinstance(dtype, T.MapType):
+        return 4 + 4 * (estimated_row_bytes(dtype.keyType) + estimated_row_bytes(dtype.valueType))
+    if isinstance(dtype, (T.StringType, T.BinaryType)):
+        return 40
+    if isinstance(dtype, T.DecimalType):
+        return 16
+    if isinstance(dtype, (T.BooleanType, T.ByteType)):
+        return 1
+    if isinstance(dtype, (T.ShortType,)):
+        return 2
+    if isinstance(dtype, (T.IntegerType, T.FloatType, T.DateType)):
+        return 4
+    return 8
+
+
 def _nullable(schema: "StructType") -> "StructType":
     from pyspark.sql.types import StructField, StructType
 
@@ -446,7 +477,11 @@ class DeltaRsEngine(TableEngine):
             return {"num_target_rows_inserted": -1}
         target_schema = self.schema(path)
         source = conform(source, target_schema, f"merge into {path}")
-        if _is_connect(self.spark) or source.count() <= self.arrow_merge_limit:
+        if not delete_not_matched_by_source and not self._table(path).file_uris():
+            # nothing to match against (a table just created): Spark appends it in parallel
+            self.write(path, source, "append")
+            return {"num_target_rows_inserted": -1}
+        if _is_connect(self.spark) or self._fits_arrow(source.count(), target_schema):
             table = source.toArrow().cast(to_arrow_schema(target_schema))
             predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
 
@@ -472,6 +507,10 @@ class DeltaRsEngine(TableEngine):
             result = target.join(source.select(*key_cols), key_cols, "left_anti").unionByName(source)
         self.write(path, result.localCheckpoint(), "overwrite")
         return {}
+
+    def _fits_arrow(self, rows: int, schema: "StructType") -> bool:
+        """Whether ``rows`` rows of ``schema`` may be merged through the driver as Arrow."""
+        return rows <= self.arrow_merge_limit and rows * estimated_row_bytes(schema) <= ARROW_MERGE_BYTES
 
     def delete(self, path: str, predicate: str) -> int:
         metrics = retry_commit(

@@ -25,7 +25,9 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from jobs.common.delta import DeltaRsEngine, DeltaSparkEngine, Lake, retry_commit
+from jobs.common import delta as delta_module
+from jobs.common import schemas as S
+from jobs.common.delta import DeltaRsEngine, DeltaSparkEngine, Lake, estimated_row_bytes, retry_commit
 from jobs.common.errors import DataError, SchemaError
 from jobs.common.spark import detect_capabilities
 
@@ -122,6 +124,27 @@ def test_merge_upsert_and_delete_not_matched(spark, lake):  # noqa: ANN001
     assert got == {"a": 42, "b": None, "c": 3, "z": 9}
     lake.merge("t.m", src, ["k"], delete_not_matched_by_source=True)
     assert {r.k: r.n for r in lake.read("t.m").collect()} == {"a": 42, "z": 9}
+
+
+def test_merge_into_an_empty_table_and_past_the_arrow_budget(spark, lake, monkeypatch):  # noqa: ANN001
+    lake.create("t.e", frame(spark).schema)
+    lake.merge("t.e", frame(spark), ["k"])  # nothing to match: an append
+    assert sorted(r.k for r in lake.read("t.e").collect()) == ["a", "b", "c"]
+    engine = lake.engine
+    if isinstance(engine, DeltaRsEngine):
+        # a source whose estimated Arrow size passes the budget is merged in Spark, never collected
+        monkeypatch.setattr(delta_module, "ARROW_MERGE_BYTES", 1)
+        monkeypatch.setattr(type(frame(spark)), "toArrow", lambda self: pytest.fail("merge collected its source"))
+    src = frame(spark).where("k = 'b'").withColumn("n", F.lit(7).cast("long"))
+    lake.merge("t.e", src, ["k"])
+    assert {r.k: r.n for r in lake.read("t.e").collect()} == {"a": 1, "b": 7, "c": 3}
+
+
+def test_estimated_row_bytes_bounds_the_real_arrow_size(spark) -> None:  # noqa: ANN001
+    df = frame(spark)
+    real = df.toArrow().nbytes / df.count()
+    assert 0 < real <= estimated_row_bytes(df.schema)
+    assert estimated_row_bytes(S.GOLDEN_PROFILES.schema) > 1024  # measured: about 1 KiB a profile at 1M persons
 
 
 def test_read_difference_holds_every_row_that_differs(spark, lake):  # noqa: ANN001
