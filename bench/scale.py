@@ -619,13 +619,12 @@ def part_incremental(args: argparse.Namespace, progress: Callable[[dict[str, Any
             shutil.rmtree(full_data)
             shutil.copytree(inc_data, full_data)
             r["full"] = pipeline(full_lake, full_data, os.path.join(base, f"full-{rep + 1}.log"), args.timeout)
-        if not r["incremental"]["error"] and "full" in r:
-            if not r["full"]["error"]:
-                full_map = identity_map(full_lake)
-                r["full"]["accuracy"] = accuracy(full_lake, full_map, truth)
-                agree = cluster_metrics(map2, full_map)  # the full run's clusters as the reference
-                r["incremental_vs_full_clusters"] = {"pairwise_f1": agree.pairwise.f1, "bcubed_f1": agree.bcubed.f1}
         full = r.get("full") or {}
+        if full and not r["incremental"]["error"] and not full["error"]:
+            full_map = identity_map(full_lake)
+            full["accuracy"] = accuracy(full_lake, full_map, truth)
+            agree = cluster_metrics(map2, full_map)  # the full run's clusters as the reference
+            r["incremental_vs_full_clusters"] = {"pairwise_f1": agree.pairwise.f1, "bcubed_f1": agree.bcubed.f1}
         inc_s, full_s = r["incremental"].get("wall_s"), full.get("wall_s")
         if inc_s and full_s and not r["incremental"]["error"] and not full.get("error"):
             r["incremental_over_full"] = round(inc_s / full_s, 4)
