@@ -56,9 +56,14 @@ def test_five_incremental_batches_equal_one_full_run(spark, tmp_path: Path) -> N
     same_model = [f"mlflow.tracking_uri=sqlite:///{full_lake}/_mlflow/mlflow.db", f"match.model.version={version}"]
     inc = build_context(pipeline_config(inc_data, inc_lake, same_model), spark=spark)
     pairs_scored = []
+    delta_rs_budget = getattr(inc.lake.engine, "merge_rewrite_bytes", None)
     for i in range(1, BATCHES + 1):
         shutil.copytree(gen / f"batch_{i}", inc_data, dirs_exist_ok=True)
         inc.state.clear()
+        if delta_rs_budget is not None:
+            # batches 3 and 5 merge and delete by key as tables past lake.merge_rewrite_bytes do
+            # (a rewrite in Spark); the others through delta-rs: both must give the full run's result
+            inc.lake.engine.merge_rewrite_bytes = 0 if i in (3, 5) else delta_rs_budget
         results = run_pipeline(inc, incremental=True, stages=STAGES)
         pairs_scored.append(results["match"]["pairs"])
         assert results["match"]["incremental"] is (i > 1)

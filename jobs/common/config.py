@@ -240,6 +240,14 @@ class LakeConfig(Strict):
     arrow_merge_limit: int = Field(
         2_000_000, ge=0, description="rows above which merges rewrite in Spark (so do merges whose Arrow size is estimated above 256 MiB)"
     )
+    merge_rewrite_bytes: int = Field(
+        8 * 2**30,
+        ge=0,
+        description=(
+            "estimated Arrow size of a target table above which merges and deletes by key rewrite it in Spark "
+            "(delta-rs holds what a merge rewrites in memory; delta-rs engine)"
+        ),
+    )
 
 
 class DataConfig(Strict):

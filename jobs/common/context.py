@@ -90,6 +90,7 @@ def build_context(loaded: LoadedConfig, spark: "SparkSession | None" = None, par
     engine = pick_engine(spark, cfg.lake.engine)
     if isinstance(engine, DeltaRsEngine):
         engine.arrow_merge_limit = cfg.lake.arrow_merge_limit
+        engine.merge_rewrite_bytes = cfg.lake.merge_rewrite_bytes
     log.info("lake %s with the %s engine", lake_root, engine.name)
     run_date = date.fromisoformat(cfg.run.date) if cfg.run.date else datetime.now(timezone.utc).date()
     return Context(loaded, spark, Lake(spark, lake_root, engine), run_date, parent_run_id)

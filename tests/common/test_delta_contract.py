@@ -140,6 +140,26 @@ def test_merge_into_an_empty_table_and_past_the_arrow_budget(spark, lake, monkey
     assert {r.k: r.n for r in lake.read("t.e").collect()} == {"a": 1, "b": 7, "c": 3}
 
 
+def test_merge_and_delete_by_key_rewrite_a_big_target_in_spark(spark, lake, monkeypatch):  # noqa: ANN001
+    lake.append("t.big", frame(spark))
+    engine = lake.engine
+    if isinstance(engine, DeltaRsEngine):
+        # a target whose estimated size passes the budget is never handed to a delta-rs merge
+        monkeypatch.setattr(engine, "merge_rewrite_bytes", 1)
+        monkeypatch.setattr("deltalake.DeltaTable.merge", lambda *a, **k: pytest.fail("delta-rs merged a big target"))
+    src = frame(spark).where("k in ('b', 'z')").withColumn("n", F.lit(7).cast("long"))
+    src = src.unionByName(frame(spark, [("z", 9, None, None, None, None, None, None, None)])).where("k != 'z' or n = 9")
+    lake.merge("t.big", src, ["k"])
+    assert {r.k: r.n for r in lake.read("t.big").collect()} == {"a": 1, "b": 7, "c": 3, "z": 9}
+    before = lake.version("t.big")
+    assert lake.delete_keys("t.big", "k", spark.createDataFrame([("q",)], "k string")) == 0
+    if isinstance(engine, DeltaRsEngine):
+        assert lake.version("t.big") == before  # no stored row has the key: nothing rewritten
+    assert lake.delete_keys("t.big", "k", spark.createDataFrame([("a",), ("z",), ("a",)], "k string")) == 2
+    assert {r.k: r.n for r in lake.read("t.big").collect()} == {"b": 7, "c": 3}
+    assert sorted(r.k for r in lake.read("t.big", version=before).collect()) == ["a", "b", "c", "z"]
+
+
 def test_estimated_row_bytes_bounds_the_real_arrow_size(spark) -> None:  # noqa: ANN001
     df = frame(spark)
     real = df.toArrow().nbytes / df.count()
