@@ -494,8 +494,9 @@ class DeltaRsEngine(TableEngine):
             # nothing to match against (a table just created): Spark appends it in parallel
             self.write(path, source, "append")
             return {"num_target_rows_inserted": -1}
-        rewrite = not _is_connect(self.spark) and self._too_big_for_delta_rs(path, target_schema)
-        if not rewrite and (_is_connect(self.spark) or self._fits_arrow(source.count(), target_schema)):
+        if _is_connect(self.spark) or (
+            not self._too_big_for_delta_rs(path, target_schema) and self._fits_arrow(source.count(), target_schema)
+        ):
             table = source.toArrow().cast(to_arrow_schema(target_schema))
             predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
 

@@ -216,8 +216,7 @@ def run(ctx: "Context", incremental: bool = False, new_keys: DataFrame | None = 
             merge = False
 
         summary_inc: dict[str, Any] = {}
-        regen: DataFrame | None = None
-        untouched: DataFrame | None = None
+        untouched: DataFrame | None = None  # the stored pairs of no regenerated record, when merging
         if merge and new_keys is not None:
             previous_blocks = lake.read_or_empty(S.MATCH_SKIPPED_BLOCKS.address, S.MATCH_SKIPPED_BLOCKS.schema)
             now_b = oversized.select("blocking_rule", "key_hash")
@@ -245,7 +244,7 @@ def run(ctx: "Context", incremental: bool = False, new_keys: DataFrame | None = 
         scored = scored.localCheckpoint()
         n_pairs = scored.count()
         r.stage("pairs scored", n_pairs)
-        if regen is not None and untouched is not None:
+        if untouched is not None:
             # one rewrite of the stored pairs: those of no regenerated record and not rescored,
             # then what was scored (at 1,000,000 persons: 25 million stored, 5 million scored)
             kept = untouched.join(scored.select(*S.MATCH_PAIRS.key), list(S.MATCH_PAIRS.key), "left_anti")
