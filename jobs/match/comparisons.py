@@ -807,8 +807,8 @@ def frequencies_from_counts(
     ``totals`` (comparison -> non-blank values when the model was trained) fixes the denominator,
     so a new batch changes the frequency only of the values it brings, and with ``resolution``
     (the model's ``tf_resolution``) only of those whose count crossed a step: an incremental run
-    then rescores exactly the pairs that agree on such a value, and gives the weights a full run
-    over the same records would give. A comparison without a total uses the current one.
+    weighs its stored pairs again with these and gives the weights a full run over the same records
+    would give. A comparison without a total uses the current one.
     """
     from pyspark.sql import Window
 

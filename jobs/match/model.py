@@ -467,14 +467,39 @@ def score_pairs(
         tf_tables = term_frequencies(records, comparisons, model.tf_totals, model.tf_resolution)
     df = compute_levels(pairs, comparisons)
     for c in adjusted:
-        tf = tf_tables.where(F.col(TF_COMPARISON) == F.lit(c.name)).select(
-            F.col(TF_VALUE).alias(f"{TMP}tfv_{c.name}"), F.col(TF_FREQUENCY).alias(f"{TMP}tf_{c.name}")
-        )
-        df = df.join(F.broadcast(tf), F.col(f"{c.tf_column}_l").cast("string") == F.col(f"{TMP}tfv_{c.name}"), "left")
+        df = df.join(F.broadcast(_tf_of(tf_tables, c)), F.col(f"{c.tf_column}_l").cast("string") == F.col(_tfv(c)), "left")
+    return _weighed(
+        df, model, comparisons, {c.name: F.col(level_column_name(c.name)) for c in comparisons},
+        [c for c in ("record_key_l", "record_key_r", "blocking_rule") if c in df.columns],
+    )
+
+
+def _tfv(c: ComparisonDef) -> str:
+    return f"{TMP}tfv_{c.name}"
+
+
+def _tf_of(tf_tables: DataFrame, c: ComparisonDef) -> DataFrame:
+    """Comparison ``c``'s frequencies as ``(<tmp>tfv_<name>, <tmp>tf_<name>)``."""
+    return tf_tables.where(F.col(TF_COMPARISON) == F.lit(c.name)).select(
+        F.col(TF_VALUE).alias(_tfv(c)), F.col(TF_FREQUENCY).alias(f"{TMP}tf_{c.name}")
+    )
+
+
+def _weighed(
+    df: DataFrame, model: FellegiSunterModel, comparisons: Sequence[ComparisonDef], levels: Mapping[str, Column],
+    keep: Sequence[str],
+) -> DataFrame:
+    """``keep``, match_weight, levels, weights and match_probability from each comparison's level
+    (and, for adjusted comparisons, the frequency column ``<tmp>tf_<name>`` of the left value).
+
+    The one place a score is computed: :func:`score_pairs` and :func:`reweigh_pairs` must give
+    the same doubles for the same levels and frequencies (the incremental run is checked against a
+    full run to the bit), so both sum the same expressions in the same order.
+    """
     weight_cols = {}
     for c in comparisons:
         p = model.comparison(c.name)
-        lvl = F.col(level_column_name(c.name))
+        lvl = levels[c.name]
         w = _lookup(p.weights(), lvl)
         if c.tf_level is not None:
             m_exact = p.m[c.tf_level]
@@ -483,15 +508,58 @@ def score_pairs(
             w = F.when((lvl == F.lit(c.tf_level)) & tf.isNotNull(), adj).otherwise(w)
         weight_cols[c.name] = w
     wname = {c.name: f"{TMP}w_{c.name}" for c in comparisons}
-    df = df.select("*", *[w.alias(wname[n]) for n, w in weight_cols.items()])
+    lname = {c.name: f"{TMP}l_{c.name}" for c in comparisons}
+    df = df.select(
+        *keep, *[levels[n].alias(lname[n]) for n in lname], *[w.alias(wname[n]) for n, w in weight_cols.items()]
+    )
     total = F.lit(model.prior_weight)
     for c in comparisons:
         total = total + F.col(wname[c.name])
-    keep = [c for c in ("record_key_l", "record_key_r", "blocking_rule") if c in df.columns]
     out = df.select(
         *keep,
         total.alias("match_weight"),
-        F.create_map(*[x for c in comparisons for x in (F.lit(c.name), F.col(level_column_name(c.name)))]).alias("levels"),
+        F.create_map(*[x for c in comparisons for x in (F.lit(c.name), F.col(lname[c.name]))]).alias("levels"),
         F.create_map(*[x for c in comparisons for x in (F.lit(c.name), F.col(wname[c.name]))]).alias("weights"),
     )
     return out.withColumn("match_probability", F.lit(1.0) / (F.lit(1.0) + F.pow(F.lit(2.0), -F.col("match_weight"))))
+
+
+def reweigh_pairs(
+    pairs: DataFrame,
+    model: FellegiSunterModel,
+    records: DataFrame,
+    comparisons: Sequence[ComparisonDef],
+    tf_tables: DataFrame | None,
+    run_id: str,
+) -> DataFrame:
+    """Stored pairs (match.pairs rows) scored again with today's term frequencies, from their stored
+    levels: no comparison is computed again, only the weights of adjusted comparisons at their
+    exact level, whose frequency comes from the left record's value (as :func:`score_pairs` reads
+    it). A pair whose score changes gets ``run_id``; the others keep theirs.
+
+    An incremental run calls this for every stored pair it keeps: a new batch moves the counts of
+    the values it brings, and one join of the pairs with the records costs less than finding the
+    pairs whose value moved a step and scoring them from scratch (at 1,000,000 persons a 1.5%
+    batch moved 3.8 million of 25 million stored pairs).
+    """
+    model.check_comparisons(comparisons)
+    adjusted = [c for c in comparisons if c.tf_level is not None]
+    if not adjusted:
+        return pairs
+    if tf_tables is None:
+        raise DataError("reweigh_pairs: term-frequency adjustments need tf_tables")
+    side = prepare_records(records, comparisons).select(
+        F.col("record_key").alias("record_key_l"), *[F.col(c.tf_column).cast("string").alias(f"{TMP}v_{c.name}") for c in adjusted]
+    )
+    df = pairs.join(side, "record_key_l", "left")
+    for c in adjusted:
+        df = df.join(F.broadcast(_tf_of(tf_tables, c)), F.col(f"{TMP}v_{c.name}") == F.col(_tfv(c)), "left")
+    old = {k: f"{TMP}old_{k}" for k in ("match_weight", "run_id")}
+    df = df.select("*", *[F.col(k).alias(v) for k, v in old.items()])
+    keep = ["record_key_l", "record_key_r", "blocking_rule", "model_version", *old.values()]
+    out = _weighed(df, model, comparisons, {c.name: F.col("levels")[c.name] for c in comparisons}, keep)
+    changed = ~F.col("match_weight").eqNullSafe(F.col(old["match_weight"]))
+    return out.select(
+        "record_key_l", "record_key_r", "match_weight", "match_probability", "levels", "weights", "blocking_rule",
+        "model_version", F.when(changed, F.lit(run_id)).otherwise(F.col(old["run_id"])).alias("run_id"),
+    )

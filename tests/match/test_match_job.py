@@ -112,24 +112,3 @@ def test_train_register_and_load_by_version_and_alias(lake_ctx, make_ctx) -> Non
     assert {"model.json", "m_u_per_comparison.png", "match_weight_distribution.png"} <= found
     text = result.model.to_json() + repr(run.data.params)
     assert "bakker" not in text and "damstraat" not in text  # no record values
-
-
-def test_values_whose_count_stays_within_a_step_keep_their_pairs_scores(spark) -> None:  # noqa: ANN001
-    from jobs.match.comparisons import TF_COMPARISON, TF_COUNT, TF_VALUE
-
-    now = spark.createDataFrame(
-        [("f", "smit", 101), ("f", "bos", 2), ("f", "kok", 1), ("c", "utrecht", 130)],
-        f"`{TF_COMPARISON}` string, `{TF_VALUE}` string, `{TF_COUNT}` long",
-    )
-    before = spark.createDataFrame(
-        [("f", "smit", 100), ("f", "bos", 1), ("f", "jong", 4), ("c", "utrecht", 100)],
-        "comparison string, value string, n long",
-    )
-
-    def changed(resolution: float) -> set[tuple[str, str]]:
-        return {(r[0], r[1]) for r in job._changed_values(now, before, resolution).collect()}
-
-    # exact counts: every count that moved, the new value and the gone one
-    assert changed(0.0) == {("f", "smit"), ("f", "bos"), ("f", "kok"), ("f", "jong"), ("c", "utrecht")}
-    # 0.25 bits: smit 100 -> 101 stays at step 27; utrecht 100 -> 130 goes 27 -> 28; bos 1 -> 2 goes 0 -> 4
-    assert changed(0.25) == {("f", "bos"), ("f", "kok"), ("f", "jong"), ("c", "utrecht")}

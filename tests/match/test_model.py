@@ -7,10 +7,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from pyspark.sql import functions as F
 
 from jobs.match.comparisons import build_comparison, term_frequencies
 from jobs.match.config import ComparisonConfig
-from jobs.match.model import FellegiSunterModel, build_model, default_m, em, histogram_weights, score_pairs
+from jobs.match.model import FellegiSunterModel, build_model, default_m, em, histogram_weights, reweigh_pairs, score_pairs
 
 
 def _cmp(name: str, function: str, column: str, tf: bool = False):  # noqa: ANN202
@@ -78,6 +79,43 @@ def test_scoring_arithmetic_and_tf(spark) -> None:  # noqa: ANN001
         w = r["match_weight"]
         assert r["match_probability"] == pytest.approx(2**w / (1 + 2**w))
         assert r["blocking_rule"] == "x"
+
+
+def test_reweighing_stored_pairs_gives_a_fresh_scorings_doubles(spark) -> None:  # noqa: ANN001
+    # an incremental run keeps its stored pairs and weighs them again from their levels with the
+    # new term frequencies: the doubles must be those of scoring the pairs from scratch
+    comps = [_cmp("house", "exact", "house_number"), _cmp("family", "exact", "family_name_match", tf=True)]
+    m = {"house": [None, 0.1, 0.9], "family": [None, 0.2, 0.8]}
+    u = {"house": [None, 0.95, 0.05], "family": [None, 0.99, 0.01]}
+    model = build_model(comps, m, u, prior=0.01, tf_totals={"family": 7}, tf_resolution=0.25)
+    schema = "record_key string, house_number string, family_name_match string"
+    before = [("r1", "1", "smit"), ("r2", "1", "smit"), ("r3", "2", "smit"), ("r4", "3", "bos"), ("r6", "4", "jong"), ("r7", "4", "jong")]
+    batch = [("r8", "1", "smit"), ("r9", "5", "smit"), ("r10", "6", "bos")]  # smit 3 -> 5 crosses a step, bos 1 -> 2 too
+    pairs = spark.createDataFrame(
+        [("r1", "r2", "x"), ("r1", "r3", "y"), ("r4", "r6", "x"), ("r6", "r7", "x")],
+        "record_key_l string, record_key_r string, blocking_rule string",
+    )
+
+    def scored(rows: list[tuple], run_id: str):  # noqa: ANN202
+        records = spark.createDataFrame(rows, schema)
+        tf = term_frequencies(records, comps, model.tf_totals, model.tf_resolution)
+        out = score_pairs(pairs, model, records, comps, tf)
+        return out.withColumn("model_version", F.lit("1")).withColumn("run_id", F.lit(run_id)), records, tf
+
+    stored, _, _ = scored(before, "run-1")
+    fresh, records, tf = scored(before + batch, "run-2")
+    got = {(r["record_key_l"], r["record_key_r"]): r.asDict() for r in reweigh_pairs(stored, model, records, comps, tf, "run-2").collect()}
+    want = {(r["record_key_l"], r["record_key_r"]): r.asDict() for r in fresh.collect()}
+    old = {(r["record_key_l"], r["record_key_r"]): r.asDict() for r in stored.collect()}
+    assert set(got) == set(want)
+    for key, row in got.items():
+        assert {k: v for k, v in row.items() if k != "run_id"} == {k: v for k, v in want[key].items() if k != "run_id"}, key
+    # the two smit pairs moved; bos/jong (family differs) and jong/jong (jong's count stayed) did not
+    assert {k: r["run_id"] for k, r in got.items()} == {
+        ("r1", "r2"): "run-2", ("r1", "r3"): "run-2", ("r4", "r6"): "run-1", ("r6", "r7"): "run-1",
+    }
+    assert got[("r1", "r2")]["match_weight"] != old[("r1", "r2")]["match_weight"]
+    assert got[("r6", "r7")]["match_weight"] == old[("r6", "r7")]["match_weight"]
 
 
 def test_model_json_round_trip_and_histogram_weights() -> None:
