@@ -161,7 +161,21 @@ def apply_guard(
             label = f"{REASON_SIZE}:{size}" if reason == REASON_SIZE else REASON_BRIDGE
             overrides.extend((k, new, label) for k, new in sorted(mapping.items()))
     for row in report:
-        log.info("over-merge guard: cluster of %d split by %s into %d parts", row["size_before"], row["reason"], row["parts"])
+        outcome = f"split into {row['parts']} parts" if row["parts"] > 1 else "kept whole (no weak link to cut)"
+        log.debug("over-merge guard: a cluster of %d records (%s): %s", row["size_before"], row["reason"], outcome)
+    if report:
+        by_reason = {r: sum(1 for row in report if row["reason"] == r) for r in (REASON_SIZE, REASON_BRIDGE)}
+        log.info(
+            "over-merge guard: %d suspicious clusters inspected, %d reported (%d over the size limit, "
+            "%d held by a weak bridge), %d split into %d parts; the largest had %d records (each at DEBUG)",
+            len(records),
+            len(report),
+            by_reason[REASON_SIZE],
+            by_reason[REASON_BRIDGE],
+            sum(1 for row in report if row["parts"] > 1),
+            sum(row["parts"] for row in report if row["parts"] > 1),
+            max(row["size_before"] for row in report),
+        )
 
     if not overrides:
         return _finish(base.withColumn("guard", F.lit(None).cast("string"))), report

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql.types import LongType, StringType, StructField, StructType
@@ -116,6 +118,31 @@ def test_big_cluster_held_by_strong_edges_stays_and_is_reported(spark) -> None: 
     out, report = run(spark, {"k1": keys}, [D("k1", "k2"), D("k2", "k3")], GuardConfig(max_cluster_size=2))
     assert {(r.record_key, r.cluster_id, r.cluster_size, r.guard) for r in out.collect()} == {(k, "k1", 3, None) for k in keys}
     assert report == [{"cluster_id_before": "k1", "size_before": 3, "reason": "size", "parts": 1}]
+
+
+def test_the_run_log_gets_one_summary_line_and_each_split_at_debug(spark, caplog) -> None:  # noqa: ANN001
+    # two barbells (split at the bridge) and one big cluster held by identifier links (reported, not split)
+    edges, members = [], {}
+    for side in ("a", "b"):
+        left, right = [f"{side}l{i}" for i in range(3)], [f"{side}r{i}" for i in range(3)]
+        edges += clique(left, 0.95) + clique(right, 0.95) + [P(left[-1], right[0], 0.92)]
+        members[left[0]] = left + right
+    held = [f"h{i}" for i in range(7)]
+    edges += [D(a, b) for a, b in zip(held, held[1:])]
+    members[held[0]] = held
+    with caplog.at_level(logging.DEBUG, logger="jobs.match.guard"):
+        run(spark, members, edges, GuardConfig(max_cluster_size=6))
+    info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert info == [
+        "over-merge guard: 3 suspicious clusters inspected, 3 reported (1 over the size limit, 2 held by a weak "
+        "bridge), 2 split into 4 parts; the largest had 7 records (each at DEBUG)"
+    ]
+    assert sorted(debug) == [
+        "over-merge guard: a cluster of 6 records (bridge): split into 2 parts",
+        "over-merge guard: a cluster of 6 records (bridge): split into 2 parts",
+        "over-merge guard: a cluster of 7 records (size): kept whole (no weak link to cut)",
+    ]
 
 
 def test_too_many_edges_to_inspect(spark) -> None:  # noqa: ANN001
