@@ -156,8 +156,9 @@ def generated_model(backend: str) -> dict[str, Any]:
     birth date, e-mail, phone (exact, last nine digits), postcode (exact with term frequencies,
     first four characters), house number, street, city (term frequencies). Since f7bbce0 ours
     compares the address as one comparison (postcode, house number, street, city) and trains one
-    EM session per blocking rule; this Splink model still has the four address comparisons of
-    our earlier default (not rerun since).
+    EM session per blocking rule; this Splink model keeps four address comparisons, Splink's usual
+    way. Comparison-level SQL names the sides with Splink's ``_l``/``_r`` suffixes (blocking rules
+    use ``l.``/``r.``); Splink 5 rejects ``l.column`` there.
     """
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
@@ -187,7 +188,7 @@ def generated_model(backend: str) -> dict[str, Any]:
             cl.NameComparison("family_name").configure(term_frequency_adjustments=True),
             levels(
                 "name_swap",
-                "l.given_name is null or r.given_name is null or l.family_name is null or r.family_name is null",
+                "given_name_l is null or given_name_r is null or family_name_l is null or family_name_r is null",
                 [cll.ColumnsReversedLevel("given_name", "family_name")],
             ),
             cl.DateOfBirthComparison(
@@ -196,14 +197,14 @@ def generated_model(backend: str) -> dict[str, Any]:
             ),
             cl.EmailComparison("email"),
             levels(
-                "phone", "l.phone is null or r.phone is null",
-                [cll.ExactMatchLevel("phone"), cll.CustomLevel("right(l.phone, 9) = right(r.phone, 9)", "last nine digits")],
+                "phone", "phone_l is null or phone_r is null",
+                [cll.ExactMatchLevel("phone"), cll.CustomLevel("right(phone_l, 9) = right(phone_r, 9)", "last nine digits")],
             ),
             levels(
-                "postcode", "l.postcode is null or r.postcode is null",
+                "postcode", "postcode_l is null or postcode_r is null",
                 [
                     cll.ExactMatchLevel("postcode", term_frequency_adjustments=True),
-                    cll.CustomLevel("substr(l.postcode, 1, 4) = substr(r.postcode, 1, 4)", "first four characters"),
+                    cll.CustomLevel("substr(postcode_l, 1, 4) = substr(postcode_r, 1, 4)", "first four characters"),
                 ],
             ),
             cl.ExactMatch("house_number"),
