@@ -304,8 +304,9 @@ class MatchConfig(Strict):
         description=(
             "term frequencies use record counts rounded to this step in log2 space (bits; 0: exact "
             "counts). A new batch then changes the weight of a common value only when its count "
-            "crosses a step, so an incremental run rescores few stored pairs; a weight moves by at "
-            "most half a step. Fixed in the model at training"
+            "crosses a step, so few stored pairs change score in an incremental run (which weighs its "
+            "stored pairs again from their levels); a weight moves by at most half a step. Fixed in "
+            "the model at training"
         ),
     )
     training: TrainingConfig = Field(default_factory=TrainingConfig)
