@@ -115,8 +115,11 @@ def key_to_uid(lake_root: str, truth_uids: pd.Index) -> pd.Series:
     return pd.Series(mapping, name="uid")
 
 
-def read_results(lake_root: str, truth_uids: pd.Index) -> tuple[pd.Series | None, pd.DataFrame | None, pd.DataFrame | None]:
-    """match.clusters, match.pairs and match.edges with record keys replaced by uids."""
+def read_results(
+    lake_root: str, truth_uids: pd.Index, with_pairs: bool = True
+) -> tuple[pd.Series | None, pd.DataFrame | None, pd.DataFrame | None]:
+    """match.clusters, match.pairs and match.edges with record keys replaced by uids (pairs None
+    without ``with_pairs``: at 1,000,000 persons they are 25 million rows)."""
     keys = key_to_uid(lake_root, truth_uids)
 
     def to_uid(s: pd.Series) -> pd.Series:
@@ -126,7 +129,10 @@ def read_results(lake_root: str, truth_uids: pd.Index) -> tuple[pd.Series | None
     cl = None
     if clusters is not None:
         cl = pd.Series(clusters["cluster_id"].to_numpy(), index=to_uid(clusters["record_key"]).to_numpy(), name="cluster_id")
-    pairs = _read_delta(os.path.join(lake_root, "match", "pairs"), ["record_key_l", "record_key_r", "match_probability"])
+    pairs = (
+        _read_delta(os.path.join(lake_root, "match", "pairs"), ["record_key_l", "record_key_r", "match_probability"])
+        if with_pairs else None
+    )
     pr = None
     if pairs is not None:
         pr = pd.DataFrame(

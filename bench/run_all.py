@@ -201,9 +201,10 @@ def splink_derived(wall: dict[str, Any]) -> dict[str, float]:
 
 
 def run_splink_once(
-    backend: str, model: str, info: datasets.DatasetInfo, truth: pd.Series, input_path: str, run_dir: str,
-    timeout_s: float,
+    backend: str, model: str, records: int, truth: pd.Series, input_path: str, run_dir: str, timeout_s: float,
 ) -> dict[str, Any]:
+    """One measured Splink run on ``input_path``, scored against ``truth`` (``records``: the
+    dataset's; above 50,000 the outputs are removed and no error examples kept)."""
     if os.path.exists(run_dir):
         shutil.rmtree(run_dir)
     os.makedirs(run_dir)
@@ -229,11 +230,11 @@ def run_splink_once(
     links = pred[pred["match_probability"] >= SPLINK_THRESHOLD][["unique_id_l", "unique_id_r"]]
     out.update(score(links, pd.Series(clus["cluster_id"].to_numpy(), index=clus["unique_id"].to_numpy()), truth))
     out["candidate_pairs"] = None
-    if info.records <= 50_000:
+    if records <= 50_000:
         out["errors"] = missed_pairs(links, truth)
     # keep the outputs small on disk: predictions of large runs are large
     for f in ("predictions.parquet", "clusters.parquet"):
-        if info.records > 50_000:
+        if records > 50_000:
             os.remove(os.path.join(run_dir, f))
     for d in ("spark-tmp", "checkpoints", "warehouse", "duckdb-tmp"):
         shutil.rmtree(os.path.join(run_dir, d), ignore_errors=True)
@@ -442,7 +443,7 @@ def bench_dataset(
         for t in splinks:
             backend = t.split("_", 1)[1]
             print(f"== {name} {t} repeat {rep + 1}/{repeats}", flush=True)
-            r = run_splink_once(backend, model_for(name), info, truth, input_path, os.path.join(work, "runs", name, t), timeout_s)
+            r = run_splink_once(backend, model_for(name), info.records, truth, input_path, os.path.join(work, "runs", name, t), timeout_s)
             mine[t].append(r)
             save()
     if os.path.exists(input_path):
