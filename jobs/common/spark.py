@@ -95,6 +95,11 @@ def _local_conf(
             "spark.ui.dagGraph.retainedRootRDDs": "100",
             "spark.sql.sources.partitionOverwriteMode": "dynamic",
             "spark.python.worker.reuse": "true",
+            # PySpark 4 records the Python call site of every Column function for error messages
+            # (a stack walk, a conf lookup and a JVM call each time). The match job builds tens of
+            # thousands of Column expressions: on FEBRL4 that was seconds of planning per run.
+            # Our errors name the place themselves; set it to true to get the call sites back.
+            "spark.python.sql.dataFrameDebugging.enabled": "false",
         }
     )
     if driver_memory:

@@ -130,6 +130,19 @@ class ComparisonDef:
     spec: Levels = field(repr=False)
     term_frequency_adjustments: bool = False
     tf_minimum_u_value: float = 1e-4
+    # Built pair expressions, reused (each build is hundreds of py4j calls; a training run builds
+    # the same levels for the random pairs, the candidates and the labelled pairs).
+    _built: dict[tuple[Any, ...], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def _reuse(self, kind: str, pair: Pair, available: Sequence[str], build: Callable[[], Any]) -> Any:
+        from pyspark import SparkContext
+
+        have = set(available)
+        present = tuple(f"{n}{s}" in have for n in self.prepared_columns for s in (pair.suffix_l, pair.suffix_r))
+        key = (kind, pair.suffix_l, pair.suffix_r, present, id(SparkContext._active_spark_context))
+        if key not in self._built:
+            self._built[key] = build()
+        return self._built[key]
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -159,7 +172,7 @@ class ComparisonDef:
         """Record column holding the prepared value ``key`` (carried into pairs as ``_l``/``_r``)."""
         return f"{TMP}p_{self.name}_{key}"
 
-    @property
+    @functools.cached_property
     def prepared_keys(self) -> tuple[str, ...]:
         if self.spec.prepare is None:
             return ()
@@ -198,11 +211,18 @@ class ComparisonDef:
         """Temporary columns computed once before the level (e.g. a Jaro-Winkler similarity)."""
         if self.spec.helpers is None:
             return {}
-        prepared = self.prepared_helpers(pair, available)
-        return {self.helper_name(k): v for k, v in self.spec.helpers(pair, prepared).items()}
+
+        def build() -> dict[str, Column]:
+            prepared = self.prepared_helpers(pair, available)
+            return {self.helper_name(k): v for k, v in self.spec.helpers(pair, prepared).items()}
+
+        return dict(self._reuse("helpers", pair, available, build))
 
     def level_column(self, pair: Pair, available: Sequence[str] = (), with_helpers: bool = True) -> Column:
         """The level as an int Column; pair helpers are read from their temporary columns."""
+        return self._reuse(f"level{with_helpers}", pair, available, lambda: self._level_column(pair, available, with_helpers))
+
+    def _level_column(self, pair: Pair, available: Sequence[str], with_helpers: bool) -> Column:
         prepared = self.prepared_helpers(pair, available)
         helpers: dict[str, Column] = dict(prepared)
         if self.spec.helpers is not None:

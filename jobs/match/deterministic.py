@@ -124,8 +124,8 @@ def identifier_edges(
     """
     require_columns(["record_key", "id_type", "id_value", "source"], identifiers.columns, "identifier_edges: identifiers")
     empty = identifiers.sparkSession.createDataFrame([], MATCH_EDGES.schema)
-    if not cfg.enabled:
-        return empty, []
+    if not cfg.enabled or (not cfg.id_types and not cfg.cookie_login):
+        return empty, []  # no identifier links, and no type whose generic values would be reported
     report: list[dict] = []
     # which values are generic, counted over every identifier type (cookie login needs customer numbers)
     grouped = _value_groups(identifiers)

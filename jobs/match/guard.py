@@ -127,8 +127,12 @@ def apply_guard(
             & (F.col(_SIZE) >= 2 * cfg.bridge_min_side)
         )
     )
+    # computed once: usually empty, and else read twice below
+    suspicious = suspicious.select("cluster_id", _SIZE).localCheckpoint()
+    if suspicious.isEmpty():
+        return _finish(base.withColumn("guard", F.lit(None).cast("string"))), []
     inspected = (
-        links.join(suspicious.select("cluster_id", _SIZE), "cluster_id")
+        links.join(suspicious, "cluster_id")
         .select("cluster_id", _SIZE, "l", "r", _STRONG)
         .limit(cfg.max_inspected_edges + 1)
         .toArrow()

@@ -26,7 +26,7 @@ from jobs.match.blocking import analyse_blocking, block_members, format_analysis
 from jobs.match.comparisons import (
     TF_COMPARISON, TF_COUNT, TF_VALUE, frequencies_from_counts, prepare_records, term_counts,
 )
-from jobs.match.model import needed_columns, reweigh_pairs, score_pairs
+from jobs.match.model import needed_columns, reweigh_pairs, score_levels, score_pairs
 
 if TYPE_CHECKING:
     from jobs.common.context import Context
@@ -81,16 +81,22 @@ def _new_keys(ctx: "Context", records: DataFrame) -> DataFrame | None:
     return records.select("record_key").join(seen, "record_key", "left_anti")
 
 
-def _model(ctx: "Context", records: DataFrame, retrain: bool = False) -> tuple[Any, str]:
+def _model(ctx: "Context", records: DataFrame, retrain: bool = False) -> tuple[Any, str, "training.TrainResult | None"]:
+    """(model, version, the training result when this run trained the model).
+
+    A run that trains scores every pair with the new version, so training keeps its candidates'
+    levels for the scoring when its candidates are the scoring's (:func:`training.shares_candidates`),
+    and logs its charts in the background (the run waits for them before it ends).
+    """
     if retrain:
         log.info("retraining model %s: the new version scores this run", ctx.cfg.match.model.name)
-        result = training.train(ctx, records)
-        return result.model, result.version
-    if training.resolve_version(ctx) is None:
+    elif training.resolve_version(ctx) is None:
         log.info("no version of model %s is registered: training one first", ctx.cfg.match.model.name)
-        result = training.train(ctx, records)
-        return result.model, result.version
-    return training.load_model(ctx)
+    else:
+        model, version = training.load_model(ctx)
+        return model, version, None
+    result = training.train(ctx, records, keep_levels=training.shares_candidates(ctx.cfg.match), defer_charts=True)
+    return result.model, result.version, result
 
 
 _NO_PAIRS = object()
@@ -144,7 +150,7 @@ def run(ctx: "Context", incremental: bool = False, new_keys: DataFrame | None = 
         identifiers = lake.read_or_empty(S.SILVER_IDENTIFIERS.address, S.SILVER_IDENTIFIERS.schema)
         events = lake.read(S.SILVER_EVENTS.address) if lake.exists(S.SILVER_EVENTS.address) else None
         t_model = time.monotonic()
-        model, version = _model(ctx, records, retrain)
+        model, version, trained = _model(ctx, records, retrain)
         train_s = time.monotonic() - t_model if retrain else 0.0
         model.check_comparisons(comps)
         if model.tf_resolution != cfg.term_frequency_resolution:
@@ -193,9 +199,15 @@ def run(ctx: "Context", incremental: bool = False, new_keys: DataFrame | None = 
                 "record_key_l", "record_key_r", "blocking_rule"
             )
             summary_inc = {"regenerated_records": regen.count()}
+        if trained is not None and trained.levels is not None and not merge:
+            # training's candidates are this run's: score their levels, computed once
+            log.info("match: scoring the levels training computed for the same candidate pairs")
+            scored = score_levels(trained.levels, model, comps, tf)
         else:
-            to_score = generate_candidate_pairs(records, cfg, None, carry=needed_columns(comps))
-        scored = score_pairs(to_score, model, records, comps, tf).select(
+            if not merge:
+                to_score = generate_candidate_pairs(records, cfg, None, carry=needed_columns(comps))
+            scored = score_pairs(to_score, model, records, comps, tf)
+        scored = scored.select(
             *[c for c in S.MATCH_PAIRS.column_names if c not in ("model_version", "run_id")],
             F.lit(version).alias("model_version"),
             F.lit(r.run_id).alias("run_id"),
@@ -262,6 +274,8 @@ def run(ctx: "Context", incremental: bool = False, new_keys: DataFrame | None = 
             **summary_inc,
             **({"train_seconds": round(train_s, 2)} if retrain else {}),
         }
+        if trained is not None:
+            trained.finish()  # the model's charts, logged while this run scored
         for k, v in summary.items():
             r.metric(k, v)
     return summary

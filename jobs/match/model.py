@@ -208,13 +208,31 @@ def with_both_sides(pairs: DataFrame, records: DataFrame, columns: Sequence[str]
 
 def comparison_vectors(pairs: DataFrame, comparisons: Sequence[ComparisonDef]) -> DataFrame:
     """Pairs with both sides' columns -> record keys (and blocking rule) plus one level per comparison."""
-    cols = needed_columns(comparisons)
-    missing = [f"{c}{s}" for c in cols for s in ("_l", "_r") if f"{c}{s}" not in pairs.columns]
-    if missing:
-        raise SchemaError(f"comparison_vectors: pairs lack column(s) {missing}; available: {sorted(pairs.columns)}")
+    _check_pair_columns(pairs, comparisons, "comparison_vectors")
     keep = [c for c in ("record_key_l", "record_key_r", "blocking_rule", RULES) if c in pairs.columns]
     levels = compute_levels(pairs, comparisons)
     return levels.select(*keep, *[level_column_name(c.name) for c in comparisons])
+
+
+def _check_pair_columns(pairs: DataFrame, comparisons: Sequence[ComparisonDef], where: str) -> None:
+    cols = needed_columns(comparisons)
+    missing = [f"{c}{s}" for c in cols for s in ("_l", "_r") if f"{c}{s}" not in pairs.columns]
+    if missing:
+        raise SchemaError(f"{where}: pairs lack column(s) {missing}; available: {sorted(pairs.columns)}")
+
+
+def pair_levels(pairs: DataFrame, comparisons: Sequence[ComparisonDef]) -> DataFrame:
+    """What scoring needs of candidate pairs: the comparison vectors of :func:`comparison_vectors`
+    plus, for each term-frequency adjusted comparison, the left record's value (``<column>_l``).
+
+    :func:`score_levels` scores these; a run that trains first computes them once for training's
+    histogram and for the scoring (``training.fit(..., keep_levels=True)``).
+    """
+    _check_pair_columns(pairs, comparisons, "pair_levels")
+    keep = [c for c in ("record_key_l", "record_key_r", "blocking_rule", RULES) if c in pairs.columns]
+    tf_left = list(dict.fromkeys(f"{c.tf_column}_l" for c in comparisons if c.tf_level is not None))
+    levels = compute_levels(pairs, comparisons)
+    return levels.select(*keep, *tf_left, *[level_column_name(c.name) for c in comparisons])
 
 
 def vector_histogram(
@@ -465,7 +483,25 @@ def score_pairs(
         if records is None:
             raise DataError("score_pairs: term-frequency adjustments need the records or tf_tables")
         tf_tables = term_frequencies(records, comparisons, model.tf_totals, model.tf_resolution)
-    df = compute_levels(pairs, comparisons)
+    return score_levels(pair_levels(pairs, comparisons), model, comparisons, tf_tables)
+
+
+def score_levels(
+    levels: DataFrame,
+    model: FellegiSunterModel,
+    comparisons: Sequence[ComparisonDef],
+    tf_tables: DataFrame | None,
+) -> DataFrame:
+    """Score :func:`pair_levels` rows (as :func:`score_pairs` does, which calls this)."""
+    model.check_comparisons(comparisons)
+    adjusted = [c for c in comparisons if c.tf_level is not None]
+    if adjusted and tf_tables is None:
+        raise DataError("score_levels: term-frequency adjustments need tf_tables")
+    absent = [n for n in [level_column_name(c.name) for c in comparisons] + [f"{c.tf_column}_l" for c in adjusted]
+              if n not in levels.columns]
+    if absent:
+        raise SchemaError(f"score_levels: pairs lack column(s) {absent}; available: {sorted(levels.columns)}")
+    df = levels
     for c in adjusted:
         df = df.join(F.broadcast(_tf_of(tf_tables, c)), F.col(f"{c.tf_column}_l").cast("string") == F.col(_tfv(c)), "left")
     return _weighed(

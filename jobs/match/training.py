@@ -14,6 +14,7 @@ import logging
 import os
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,7 @@ from jobs.match.model import (
     histogram_weights,
     m_from_labels,
     needed_columns,
+    pair_levels,
     vector_histogram,
     with_both_sides,
 )
@@ -64,6 +66,7 @@ class FitResult:
     em: EMResult
     u_pairs: int
     seconds: float
+    levels: DataFrame | None = None  # the training candidates' pair_levels, checkpointed (keep_levels)
 
 
 @dataclass
@@ -72,6 +75,14 @@ class TrainResult:
     version: str
     run_id: str
     metrics: dict[str, Any] = field(default_factory=dict)
+    levels: DataFrame | None = None  # see FitResult.levels
+    pending: Future | None = None  # the charts, logged in the background (train(defer_charts=True))
+
+    def finish(self) -> None:
+        """Wait for the background logging of the MLflow run (re-raises its error)."""
+        if self.pending is not None:
+            self.pending.result()
+            self.pending = None
 
 
 def all_pairs(records: DataFrame, link_type: str) -> tuple[int, int]:
@@ -91,6 +102,11 @@ def training_config(cfg: "MatchConfig") -> "MatchConfig":
     return cfg.model_copy(update={"blocking_rules": rules})
 
 
+def shares_candidates(cfg: "MatchConfig") -> bool:
+    """Whether training's candidate pairs are the scoring's (training uses every blocking rule)."""
+    return [r.name for r in training_config(cfg).blocking_rules] == [r.name for r in cfg.blocking_rules]
+
+
 def labelled_matches(labels: DataFrame) -> DataFrame:
     """Labelled pairs with is_match true, as (record_key_l, record_key_r) in key order."""
     need = {"record_key_l", "record_key_r", "is_match"}
@@ -107,19 +123,29 @@ def fit(
     cfg: "MatchConfig",
     labels: DataFrame | None = None,
     comparisons: list[ComparisonDef] | None = None,
+    keep_levels: bool = False,
 ) -> FitResult:
     """Estimate u (random pairs), then m by EM (one session per training rule, or pooled) and the
-    candidates' match share by EM with m fixed."""
+    candidates' match share by EM with m fixed.
+
+    ``keep_levels``: keep the candidates' :func:`~jobs.match.model.pair_levels` (checkpointed) in
+    the result, so a run that scores the same candidates next does not compute them again.
+    """
     t0 = time.monotonic()
     comps = comparisons or cfg.comparison_defs()
     t = cfg.training
     cols = needed_columns(comps)
     records = prepare_records(records, comps)
-    u_est = estimate_u(records, cfg, comps)
     tcfg = training_config(cfg)
     per_rule = t.sessions == "per_rule"
     pairs = generate_candidate_pairs(records, tcfg, carry=cols, rule_mask=per_rule)
-    by_rules = vector_histogram(comparison_vectors(pairs, comps), comps, by_rules=per_rule)
+    levels: DataFrame | None = None
+    u_est, (n_records, n_all), tf_totals = _side_estimates(records, cfg, comps)
+    if keep_levels:
+        levels = pair_levels(pairs, comps).localCheckpoint()
+        by_rules = vector_histogram(levels, comps, by_rules=per_rule)
+    else:
+        by_rules = vector_histogram(comparison_vectors(pairs, comps), comps, by_rules=per_rule)
     hist = by_rules.groupby([c.name for c in comps], as_index=False)[COUNT].sum() if per_rule else by_rules
     n_candidates = int(hist["count"].sum())
     if n_candidates == 0:
@@ -147,7 +173,6 @@ def fit(
         m_floor=t.m_floor,
         fix_m=fix_m,
     )
-    n_records, n_all = all_pairs(records, cfg.link_type)
     prior = t.prior_value if t.prior == "fixed" else global_prior(result.prior, n_candidates, n_all)
     metrics = {
         "records": n_records,
@@ -170,14 +195,22 @@ def fit(
                if x["estimated"] else f", skipped ({x['skipped']})")
             for x in sessions
         )
+    model = build_model(comps, result.m, u_est["u"], prior, cfg.link_type, metrics, tf_totals, cfg.term_frequency_resolution)
+    return FitResult(model, hist, result, u_est["pairs"], time.monotonic() - t0, levels)
+
+
+def _side_estimates(
+    records: DataFrame, cfg: "MatchConfig", comps: list[ComparisonDef]
+) -> tuple[dict[str, Any], tuple[int, int], dict[str, int]]:
+    """u from random pairs, (records, all pairs) and the term-count totals per comparison."""
+    u_est = estimate_u(records, cfg, comps)
     counts = term_counts(records, comps)
     tf_totals = (
         {r[TF_COMPARISON]: int(r["total"]) for r in counts.groupBy(TF_COMPARISON).agg(F.sum(TF_COUNT).alias("total")).collect()}
         if counts is not None
         else {}
     )
-    model = build_model(comps, result.m, u_est["u"], prior, cfg.link_type, metrics, tf_totals, cfg.term_frequency_resolution)
-    return FitResult(model, hist, result, u_est["pairs"], time.monotonic() - t0)
+    return u_est, all_pairs(records, cfg.link_type), tf_totals
 
 
 def em_sessions(
@@ -257,17 +290,18 @@ def _experiment_id(client: Any, ctx: "Context") -> str:
 
 
 def _charts(fitted: FitResult) -> dict[str, Any]:
-    """PNG charts: m and u per level of each comparison, and the match weight distribution."""
-    import matplotlib
+    """PNG charts: m and u per level of each comparison, and the match weight distribution.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Figures are made without pyplot (no global state), so they may be drawn off the main thread.
+    """
+    from matplotlib.figure import Figure
 
     model = fitted.model
     n = len(model.comparisons)
     cols = 2
     rows = (n + cols - 1) // cols
-    fig_mu, axes = plt.subplots(rows, cols, figsize=(11, 2.6 * rows), squeeze=False)
+    fig_mu = Figure(figsize=(11, 2.6 * rows))
+    axes = fig_mu.subplots(rows, cols, squeeze=False)
     for ax, c in zip(axes.flat, model.comparisons):
         labels = c.labels[1:]
         y = np.arange(len(labels))
@@ -280,7 +314,8 @@ def _charts(fitted: FitResult) -> dict[str, Any]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig_mu.tight_layout()
-    fig_w, ax = plt.subplots(figsize=(8, 4))
+    fig_w = Figure(figsize=(8, 4))
+    ax = fig_w.subplots()
     w = histogram_weights(fitted.histogram, model)
     ax.hist(w, bins=60, weights=fitted.histogram["count"].to_numpy(dtype=float), log=True, color="#2a7ab9")
     ax.set_xlabel("match weight (log2 Bayes factor incl. prior, without term-frequency adjustment)")
@@ -335,11 +370,11 @@ def _log_run(client: Any, run_id: str, cfg: "MatchConfig", fitted: FitResult) ->
     for i in range(0, max(len(ms), len(ps)), 900):
         client.log_batch(run_id, metrics=ms[i : i + 900], params=ps[i : i + 900])
     client.log_dict(run_id, model.to_dict(), MODEL_ARTIFACT)
-    import matplotlib.pyplot as plt
 
+
+def _log_charts(client: Any, run_id: str, fitted: FitResult) -> None:
     for path, fig in _charts(fitted).items():
         client.log_figure(run_id, fig, path)
-        plt.close(fig)
 
 
 def register(client: Any, name: str, run_id: str) -> str:
@@ -369,29 +404,58 @@ def read_labels(ctx: "Context") -> DataFrame | None:
     return ctx.spark.read.parquet(full)
 
 
-def train(ctx: "Context", records: DataFrame | None = None) -> TrainResult:
-    """Fit on silver.records as one MLflow run and register the model version."""
+def _tracking(ctx: "Context") -> tuple[Any, str]:
+    """The MLflow client and the experiment's id (made on first use)."""
+    client = _client(ctx)
+    return client, _experiment_id(client, ctx)
+
+
+def train(
+    ctx: "Context", records: DataFrame | None = None, keep_levels: bool = False, defer_charts: bool = False
+) -> TrainResult:
+    """Fit on silver.records as one MLflow run and register the model version.
+
+    The MLflow client (importing mlflow, opening the store, creating its tables on a new lake)
+    is made in the background while Spark fits. ``defer_charts``: the charts are drawn and
+    logged in the background too, and the run is marked finished after them; the caller must
+    call :meth:`TrainResult.finish`. ``keep_levels``: see :func:`fit`.
+    """
     cfg = ctx.cfg.match
     if records is None:
         if not ctx.lake.exists(SILVER_RECORDS.address):
             raise DataError(f"match training: table {SILVER_RECORDS.address} does not exist; run standardize first")
         records = ctx.lake.read(SILVER_RECORDS.address)
-    fitted = fit(records, cfg, labels=read_labels(ctx))
-    client = _client(ctx)
-    exp_id = _experiment_id(client, ctx)
-    run = client.create_run(exp_id, run_name=f"train-{cfg.model.name}", tags={"cdp.job": "match.train"})
-    run_id = run.info.run_id
+    pool = ThreadPoolExecutor(1, thread_name_prefix="cdp-mlflow")
     try:
-        _log_run(client, run_id, cfg, fitted)
-        version = register(client, cfg.model.name, run_id)
-        client.set_tag(run_id, "cdp.model_version", version)
-    except BaseException:
-        client.set_terminated(run_id, "FAILED")
-        raise
-    client.set_terminated(run_id, "FINISHED")
+        tracking = pool.submit(_tracking, ctx)
+        fitted = fit(records, cfg, labels=read_labels(ctx), keep_levels=keep_levels)
+        client, exp_id = tracking.result()
+        run = client.create_run(exp_id, run_name=f"train-{cfg.model.name}", tags={"cdp.job": "match.train"})
+        run_id = run.info.run_id
+        try:
+            _log_run(client, run_id, cfg, fitted)
+            version = register(client, cfg.model.name, run_id)
+            client.set_tag(run_id, "cdp.model_version", version)
+        except BaseException:
+            client.set_terminated(run_id, "FAILED")
+            raise
+
+        def finish() -> None:
+            try:
+                _log_charts(client, run_id, fitted)
+            except BaseException:
+                client.set_terminated(run_id, "FAILED")
+                raise
+            client.set_terminated(run_id, "FINISHED")
+
+        pending = pool.submit(finish) if defer_charts else None
+        if pending is None:
+            finish()
+    finally:
+        pool.shutdown(wait=False)
     log.info("match model %s version %s trained (run %s, %.1fs)", cfg.model.name, version, run_id, fitted.seconds)
     metrics = {**fitted.model.metrics, "prior": fitted.model.prior, "model_version": version}
-    return TrainResult(fitted.model, version, run_id, metrics)
+    return TrainResult(fitted.model, version, run_id, metrics, fitted.levels, pending)
 
 
 def resolve_version(ctx: "Context") -> Any | None:

@@ -199,3 +199,31 @@ def test_count_steps_change_only_when_a_count_crosses_a_step(spark) -> None:  # 
 def test_tf_on_comparison_without_exact_level_is_refused() -> None:
     with pytest.raises(ValueError, match="no exact level"):
         ComparisonConfig(name="b", function="date", columns=["birth_date"], term_frequency_adjustments=True)
+
+
+def test_built_level_expressions_are_reused_only_for_the_same_pair_columns(spark) -> None:  # noqa: ANN001
+    """A comparison builds its level expression once per set of carried columns: pairs that carry
+    the per-record prepared values read them, pairs that don't compute them, with equal levels."""
+    from jobs.match.comparisons import Pair, prepare_records
+
+    cmp = build_comparison(ComparisonConfig(name="e", function="email", columns=["email"], arguments={"local_threshold": 0.9}))
+    assert cmp.prepared_columns  # the local part is prepared per record
+    recs = prepare_records(
+        spark.createDataFrame([("a", "jan@x.nl"), ("b", "JAN@y.com"), ("c", "piet@x.nl"), ("d", None)], "record_key string, email string"),
+        [cmp],
+    )
+    cols = recs.columns
+    left = recs.toDF(*[f"{c}_l" for c in cols])
+    right = recs.toDF(*[f"{c}_r" for c in cols])
+    carried = left.crossJoin(right).where("record_key_l < record_key_r")
+    bare = carried.select("record_key_l", "record_key_r", "email_l", "email_r")
+    pair = Pair()
+    assert cmp.level_column(pair, carried.columns) is cmp.level_column(pair, carried.columns)
+    assert cmp.level_column(pair, bare.columns) is not cmp.level_column(pair, carried.columns)
+
+    def levels(df) -> dict:  # noqa: ANN001
+        return {(r["record_key_l"], r["record_key_r"]): r[level_column_name("e")] for r in compute_levels(df, [cmp]).collect()}
+
+    got = levels(carried)
+    assert got == levels(bare)
+    assert got[("a", "b")] == 3 and got[("a", "c")] == 1 and got[("a", "d")] == 0

@@ -112,3 +112,35 @@ def test_train_register_and_load_by_version_and_alias(lake_ctx, make_ctx) -> Non
     assert {"model.json", "m_u_per_comparison.png", "match_weight_distribution.png"} <= found
     text = result.model.to_json() + repr(run.data.params)
     assert "bakker" not in text and "damstraat" not in text  # no record values
+
+
+def test_a_run_that_trains_scores_trainings_levels_to_the_bit(lake_ctx, caplog) -> None:  # noqa: ANN001
+    """The first run trains, keeps the candidates' levels and scores those; the second loads the
+    registered version and scores from scratch: the same pairs, weights and levels to the bit.
+    The charts are logged in the background, and the MLflow run ends FINISHED once they are."""
+    ctx, _ = lake_ctx
+
+    def pairs() -> dict:
+        return {
+            (r["record_key_l"], r["record_key_r"]): (
+                r["match_weight"], r["match_probability"], dict(r["levels"]), dict(r["weights"]), r["blocking_rule"]
+            )
+            for r in ctx.lake.read(S.MATCH_PAIRS.address).collect()
+        }
+
+    with caplog.at_level("INFO", logger="jobs.match.job"):
+        first = job.run(ctx)
+    assert any("scoring the levels training computed" in m for m in caplog.messages)
+    trained = pairs()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="jobs.match.job"):
+        second = job.run(ctx)
+    assert not any("scoring the levels training computed" in m for m in caplog.messages)
+    assert first["model_version"] == second["model_version"] == "1"
+    assert len(trained) == first["pairs"] > 0
+    assert pairs() == trained
+    client = training._client(ctx)
+    run = client.search_model_versions("name='cdp-match'")[0].run_id
+    assert client.get_run(run).info.status == "FINISHED"
+    listed = {a.path for a in client.list_artifacts(run, "charts")}
+    assert listed == {"charts/m_u_per_comparison.png", "charts/match_weight_distribution.png"}
