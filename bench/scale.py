@@ -13,8 +13,9 @@ Parts (``--parts``, letters or names; default all):
         rows read from ops.runs over the whole-process wall, and over the run's own duration).
 ``b`` / ``standardize``  standardize rate (``cdp standardize`` on a's lake: silver.records rows,
         and records + events, per second).
-``c`` / ``stability``  person-id stability: N persons generated with ``batches=10`` (deliveries cut
-        by creation time), ``cdp run`` on batches 1-9, then batch 10 added and ``cdp run
+``c`` / ``stability``  person-id stability: N persons generated with ``--stability-batches`` (20)
+        deliveries cut by creation time, ``cdp run`` on the first ones, then the trailing deliveries
+        closest to ``--stability-new-share`` (10%) of the person records added and ``cdp run
         --incremental``; the same second step once more as a full ``cdp run`` on a copy of the lake
         after run 1. Reported: share of run-1 person ids still live after run 2, share of run-1
         records whose person id is unchanged, share of new records in run 2 (as measured), the
@@ -25,7 +26,7 @@ Parts (``--parts``, letters or names; default all):
         (c's full second run when c ran at the same N, else its own ``cdp run``); subjects are
         persons of the ground truth with an e-mail address of their own. Records whether the
         verification scan passed.
-``e`` / ``incremental``  N persons generated with ``batches=100``; ``cdp run`` on the first ~99%,
+``e`` / ``incremental``  N persons generated with ``--incremental-batches`` (100) deliveries; ``cdp run`` on the first ~99%,
         then the last ~1% added and ``cdp run --incremental``, next to ``cdp run`` over all of it
         on a fresh lake; per stage (from ops.runs), whole-process wall and peak RSS (bench/proc.py).
 
@@ -443,12 +444,15 @@ def part_generate_ingest(args: argparse.Namespace, parts: set[str]) -> dict[str,
 
 def part_stability(args: argparse.Namespace) -> tuple[dict[str, Any], tuple[str, str] | None]:
     """c; returns the part's figures and the (lake, data) of the last full second run, for d."""
-    n, k = args.stability_persons, 10
+    n, k = args.stability_persons, args.stability_batches
     base = os.path.join(args.work, f"stability-p{n}")
     gen_dir = os.path.join(base, "gen")
     gen = generate(gen_dir, n, args.seed, k, args.timeout)
     truth = load_truth(gen_dir)
     shares = batch_shares(gen_dir)
+    # the trailing deliveries whose share of the person records is closest to --stability-new-share
+    new_batches = split_for_share(shares, args.stability_new_share)
+    first, last = list(range(1, k - new_batches + 1)), list(range(k - new_batches + 1, k + 1))
     runs = []
     full_lake = None
     for rep in range(args.repeats):
@@ -456,8 +460,8 @@ def part_stability(args: argparse.Namespace) -> tuple[dict[str, Any], tuple[str,
         full_lake, full_data = os.path.join(base, "full", "lake"), os.path.join(base, "full", "data")
         for p in (inc_lake, inc_data):
             _fresh(p)
-        land(gen_dir, inc_data, range(1, k), args.merge_batches)
-        r: dict[str, Any] = {"batches": k, "batch_10_share_estimated": round(shares[-1], 5)}
+        land(gen_dir, inc_data, first, args.merge_batches)
+        r: dict[str, Any] = {"batches": k, "new_batches": new_batches, "new_share_estimated": round(sum(shares[-new_batches:]), 5)}
         r["run1"] = pipeline(inc_lake, inc_data, os.path.join(base, f"run1-{rep + 1}.log"), args.timeout)
         if r["run1"]["error"]:
             runs.append(r)
@@ -469,7 +473,7 @@ def part_stability(args: argparse.Namespace) -> tuple[dict[str, Any], tuple[str,
         _copy(inc_data, full_data)
         maps = {}
         for mode, lake, data in (("incremental", inc_lake, inc_data), ("full", full_lake, full_data)):
-            land(gen_dir, data, [k], args.merge_batches)
+            land(gen_dir, data, last, args.merge_batches)
             res = pipeline(lake, data, os.path.join(base, f"run2-{mode}-{rep + 1}.log"), args.timeout, incremental=mode == "incremental")
             if not res["error"]:
                 maps[mode] = identity_map(lake)
@@ -583,7 +587,7 @@ def part_incremental(args: argparse.Namespace, progress: Callable[[dict[str, Any
     off keeps what it measured); ``args.full`` false skips the full run over all of it (at 1,000,000
     persons two full runs do not fit in a session: the full run of the first part stands beside the
     incremental one, ``incremental_over_base``)."""
-    n, k = args.incremental_persons, 100
+    n, k = args.incremental_persons, args.incremental_batches
     base = os.path.join(args.work, f"incremental-p{n}")
     gen_dir = os.path.join(base, "gen")
     gen = generate(gen_dir, n, args.seed, k, args.timeout)
@@ -692,6 +696,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--new-share", type=float, default=0.01, help="e: share of new records in the incremental batch")
+    ap.add_argument("--stability-batches", type=int, default=20, help="c: deliveries the generator cuts the data into")
+    ap.add_argument("--stability-new-share", type=float, default=0.10,
+                    help="c: share of the person records the second run adds (the trailing deliveries closest to it)")
+    ap.add_argument("--incremental-batches", type=int, default=100,
+                    help="e: deliveries the generator cuts the data into; the trailing ones closest to --new-share "
+                         "are the incremental batch (at 1,000,000 persons the last of 100 holds 1.48%%)")
     ap.add_argument("--erase-batch", type=int, default=100, help="d: subjects in the batch erasure")
     ap.add_argument("--no-merge-batches", dest="merge_batches", action="store_false",
                     help="land every generator part as its own file instead of one file per delivery")
