@@ -162,3 +162,5 @@ def test_readme_cluster_section_names_the_installed_versions() -> None:
     for text in ["--set lake.engine=delta-spark", "--set match.clustering.engine=graphframes",
                  "SPARK_REMOTE=sc://", "databricks bundle deploy", "ops/airflow/cdp_pipeline.py", "ops/spark/cdp_main.py"]:
         assert text in section, f"README 'Running on a cluster' does not mention {text}"
+    # under spark-submit the jobs take its --master (tests/common/test_spark.py): no override for it
+    assert "spark.master=" not in section

@@ -249,6 +249,14 @@ class LakeConfig(Strict):
         ),
     )
 
+    @check
+    def _delta_rs_needs_a_local_root(self) -> Iterator[Problem]:
+        from .delta import delta_rs_root_problem
+
+        problem = delta_rs_root_problem(self.root) if self.engine == "delta-rs" else None
+        if problem:
+            yield Problem("root", self.root, problem)
+
 
 class DataConfig(Strict):
     root: str = Field("data/sample", description="folder that relative source locations are read from")

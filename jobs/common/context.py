@@ -9,7 +9,8 @@ from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING
 
 from .config import LoadedConfig
-from .delta import DeltaRsEngine, Lake, pick_engine
+from .delta import DeltaRsEngine, Lake, delta_rs_root_problem, local_path, pick_engine
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -50,6 +51,11 @@ class Context:
         uri = self.cfg.mlflow.tracking_uri
         if uri:
             return uri
+        if local_path(self.lake_root) is None:
+            raise ConfigError(
+                f"mlflow.tracking_uri: got nothing with lake.root {self.lake_root!r}; expected a tracking server "
+                "(e.g. databricks, http://mlflow:5000): the default SQLite store lives under a local lake.root"
+            )
         folder = os.path.join(self.lake_root, "_mlflow")
         os.makedirs(folder, exist_ok=True)
         return f"sqlite:///{os.path.join(folder, 'mlflow.db')}"
@@ -68,8 +74,10 @@ def build_context(loaded: LoadedConfig, spark: "SparkSession | None" = None, par
     from .spark import get_or_build_session
 
     cfg = loaded.model
-    lake_root = os.path.abspath(cfg.lake.root)
-    os.makedirs(lake_root, exist_ok=True)
+    local_root = local_path(cfg.lake.root)
+    lake_root = local_root or cfg.lake.root.rstrip("/")
+    if local_root:
+        os.makedirs(local_root, exist_ok=True)
     if spark is None:
         extra = dict(cfg.spark.conf)
         jars = [j for j in cfg.spark.jars if os.path.exists(j)]
@@ -82,13 +90,17 @@ def build_context(loaded: LoadedConfig, spark: "SparkSession | None" = None, par
             app_name=cfg.spark.app_name,
             master=cfg.spark.master,
             shuffle_partitions=cfg.spark.shuffle_partitions,
-            checkpoint_dir=os.path.join(lake_root, "_checkpoints"),
+            checkpoint_dir=f"{lake_root}/_checkpoints",
             driver_memory=cfg.spark.driver_memory,
             extra_conf=extra,
             want_delta_spark=cfg.lake.engine == "delta-spark",
         )
     engine = pick_engine(spark, cfg.lake.engine)
     if isinstance(engine, DeltaRsEngine):
+        problem = delta_rs_root_problem(lake_root)
+        if problem:
+            chosen = " (lake.engine: auto chose delta-rs: the session has no Delta SQL extensions)"
+            raise ConfigError(f"lake.root: got {cfg.lake.root!r}; expected {problem}{chosen if cfg.lake.engine == 'auto' else ''}")
         engine.arrow_merge_limit = cfg.lake.arrow_merge_limit
         engine.merge_rewrite_bytes = cfg.lake.merge_rewrite_bytes
     log.info("lake %s with the %s engine", lake_root, engine.name)

@@ -168,6 +168,32 @@ def retry_commit(fn: Callable[[], T], what: str, attempts: int = 6) -> T:
     raise AssertionError("unreachable")
 
 
+def local_path(root: str) -> str | None:
+    """The absolute local path of ``root`` (a path, ``file:/...`` or ``file:///...``); None for a remote URI."""
+    if root.startswith("file:"):
+        rest = root[len("file:") :]
+        return os.path.abspath("/" + rest.lstrip("/")) if rest.startswith("/") else os.path.abspath(rest)
+    if "://" in root:
+        return None
+    return os.path.abspath(root)
+
+
+def delta_rs_root_problem(root: str) -> str | None:
+    """Why the delta-rs engine cannot serve a lake at ``root`` (None: it can).
+
+    delta-rs commits the Parquet files Spark wrote after moving them into the table folder with
+    local renames, so only a local path (a disk or a shared mount every node sees) works. On an
+    object store every write would have to go through the driver as one Arrow table, of any size.
+    """
+    if local_path(root) is not None:
+        return None
+    return (
+        f"a local path or a mount for lake.root with the delta-rs engine: on {root.split('://')[0]}:// every write "
+        "would go through the driver as one Arrow table, and Spark's Parquet files cannot be committed there. "
+        "Use lake.engine: delta-spark (the Delta jars and SQL extensions in the session) for a lake on an object store"
+    )
+
+
 class TableEngine(ABC):
     """The contract every Delta engine fulfils. Paths are table folders."""
 
@@ -337,7 +363,7 @@ class DeltaRsEngine(TableEngine):
         )
 
     def _local(self, path: str) -> bool:
-        return "://" not in path or path.startswith("file://")
+        return local_path(path) is not None
 
     def write(
         self, path: str, df: "DataFrame", mode: WriteMode, partition_by: Sequence[str] = ()
@@ -346,6 +372,9 @@ class DeltaRsEngine(TableEngine):
         from deltalake import Schema as DeltaSchema
         from deltalake.transaction import AddAction
 
+        problem = delta_rs_root_problem(path)
+        if problem:
+            raise DataError(f"{mode} {path}: expected {problem}")
         if self.exists(path):
             partition_by = list(self._table(path).metadata().partition_columns)
             df = conform(df, self.schema(path), f"write {path}")
@@ -354,7 +383,8 @@ class DeltaRsEngine(TableEngine):
         # An overwrite may read the table it replaces: the Arrow path collects first, and the
         # Spark path never touches a data file the current version holds (an overwrite only
         # removes them from the log; a vacuum deletes them later).
-        if not self._local(path) or _is_connect(self.spark):
+        if _is_connect(self.spark):
+            # The Connect server's files are not this process's: the frame comes over as Arrow.
             self._write_arrow(path, df, mode, partition_by)
             return
         staging = os.path.join(path, "_staging", uuid.uuid4().hex)
@@ -919,7 +949,7 @@ class Lake:
 
     def __init__(self, spark: "SparkSession", root: str, engine: TableEngine | None = None) -> None:
         self.spark = spark
-        self.root = os.path.abspath(root) if "://" not in root else root
+        self.root = local_path(root) or root
         self.engine = engine or DeltaRsEngine(spark)
 
     def path(self, address: str) -> str:

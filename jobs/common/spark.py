@@ -1,8 +1,9 @@
 """Building (or joining) the SparkSession, and finding out what its JVM can do.
 
 One session is built in the entry point and passed in (STYLE.md 4). Local mode is the embedded
-default, tuned for small machines. A session that already exists (spark-submit, Databricks) or a
-Spark Connect endpoint (``SPARK_REMOTE``) is used as it is.
+default, tuned for small machines. A session that already exists (a notebook, Databricks) or a
+Spark Connect endpoint (``SPARK_REMOTE``) is used as it is; under spark-submit the session takes
+the launcher's master and settings (see :func:`get_or_build_session`).
 
 Capabilities (Delta Lake, GraphFrames) are detected by asking the running JVM whether a class is
 loadable. We never call ``configure_spark_with_delta_pip`` or set ``spark.jars.packages`` on our
@@ -155,9 +156,16 @@ def get_or_build_session(
     """The session a job runs in.
 
     Order: Spark Connect when ``SPARK_REMOTE`` is set; the active session when one exists
-    (spark-submit, Databricks, notebooks); otherwise a new local session. ``want_delta_spark``
-    adds the Delta SQL extensions to a new local session; the jars themselves must already be on
-    the classpath (``spark.jars`` in config), they are never downloaded here.
+    (notebooks, a Databricks task that made one); a session of the launcher's application when
+    started by spark-submit or on Databricks (:func:`cluster_launcher`: its master and settings
+    are used, ``master`` and ``driver_memory`` are not); otherwise a new local session.
+    ``want_delta_spark`` adds the Delta SQL extensions to a new local session; the jars themselves
+    must already be on the classpath (``spark.jars`` in config), they are never downloaded here.
+
+    Every session but a Spark Connect one gets ``checkpoint_dir`` (under the lake root) as its
+    checkpoint dir when it has none, so reliable checkpoints (GraphFrames, the star algorithm
+    with ``match.clustering.checkpoint: reliable``) work wherever the job runs. Over Spark Connect
+    the server's ``spark.checkpoint.dir`` applies; the client cannot set it.
     """
     from pyspark.sql import SparkSession
 
@@ -171,15 +179,20 @@ def get_or_build_session(
     if active is not None:
         log.info("using the active Spark session (%s)", active.sparkContext.master)
         _apply_runtime_conf(active, shuffle_partitions)
+        ensure_checkpoint_dir(active, checkpoint_dir)
         return active
-    if os.environ.get("PYSPARK_GATEWAY_PORT") or os.environ.get("SPARK_ENV_LOADED"):
-        # Started by spark-submit: its --master and --conf win; a master set in code would override them.
-        log.info("started by spark-submit: using its master and settings")
+    launcher = cluster_launcher()
+    if launcher:
+        # No master here: one set in code would override spark-submit's --master. The config's
+        # spark.conf fills in what the launcher did not set (its --conf wins); spark.jars adds to
+        # its --jars / --packages instead of replacing them.
+        log.info("started by %s: using its master and settings", launcher)
         builder = SparkSession.builder.appName(app_name)
-        for key, value in (extra_conf or {}).items():
+        for key, value in launcher_conf(_submitted_conf(), extra_conf or {}).items():
             builder = builder.config(key, value)
         spark = builder.getOrCreate()
         _apply_runtime_conf(spark, shuffle_partitions)
+        ensure_checkpoint_dir(spark, checkpoint_dir)
         return spark
     extra = dict(extra_conf or {})
     if want_delta_spark:
@@ -204,14 +217,99 @@ def get_or_build_session(
     )
 
 
+def cluster_launcher() -> str | None:
+    """Who started this process with a Spark application of its own, or None (a local run).
+
+    spark-submit (and the pyspark shell) hand the driver its gateway (``PYSPARK_GATEWAY_PORT``)
+    and load spark-env.sh (``SPARK_ENV_LOADED``); Databricks sets ``DATABRICKS_RUNTIME_VERSION``
+    on its clusters, where a wheel task may run before anything made a session active.
+    """
+    if os.environ.get("PYSPARK_GATEWAY_PORT") or os.environ.get("SPARK_ENV_LOADED"):
+        return "spark-submit"
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        return "Databricks"
+    return None
+
+
+def _submitted_conf() -> dict[str, str]:
+    """The settings the launcher gave the application (spark-submit's --master, --conf, --jars)."""
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # type: ignore[attr-defined]  # joins the launcher's JVM gateway
+    return dict(SparkConf().getAll())
+
+
+def launcher_conf(submitted: dict[str, str], config: dict[str, str]) -> dict[str, str]:
+    """What the jobs add to a launcher's settings: the config's keys it did not set, and its jars.
+
+    ``spark.jars`` is merged (the launcher's first, without repeats): replacing it would drop the
+    Delta and GraphFrames jars that ``--jars`` or ``--packages`` put there.
+    """
+    out: dict[str, str] = {}
+    for key, value in config.items():
+        if key == "spark.jars":
+            jars = [j for j in (submitted.get(key) or "").split(",") + value.split(",") if j]
+            out[key] = ",".join(dict.fromkeys(jars))
+        elif key in submitted:
+            if submitted[key] != value:
+                log.info("spark.conf.%s: the launcher's value is used, not the config's", key)
+        else:
+            out[key] = value
+    return out
+
+
+def ensure_checkpoint_dir(spark: "SparkSession", default_dir: str) -> str | None:
+    """The session's checkpoint dir, set to ``default_dir`` first when it has none.
+
+    None over Spark Connect (the server's ``spark.checkpoint.dir`` applies) and where the platform
+    does not let a job reach the SparkContext.
+    """
+    if is_connect(spark):
+        return None
+    try:
+        sc = spark.sparkContext
+        current = sc.getCheckpointDir()
+        if current:
+            return current
+        sc.setCheckpointDir(default_dir)
+        log.info("checkpoint dir %s", default_dir)
+        return sc.getCheckpointDir()
+    except Exception:  # noqa: BLE001 - e.g. a shared Databricks cluster hides the SparkContext
+        log.warning("could not set the checkpoint dir %s on this session; reliable checkpoints will fail", default_dir)
+        return None
+
+
+def checkpoint_dir_of(spark: "SparkSession") -> str | None:
+    """The session's checkpoint dir (None when unset, or over Spark Connect where the client cannot see it)."""
+    if is_connect(spark):
+        return None
+    try:
+        return spark.sparkContext.getCheckpointDir()
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def _apply_runtime_conf(spark: "SparkSession", shuffle_partitions: int) -> None:
+    """Our SQL settings on a session we did not build; shuffle partitions only where its launcher set none.
+
+    A cluster sizes ``spark.sql.shuffle.partitions`` for itself (spark-submit ``--conf``, a
+    Databricks cluster's Spark config): that value stays, the config's applies otherwise.
+    """
     for key, value in BASE_CONF.items():
         try:
             spark.conf.set(key, value)
         except Exception:  # noqa: BLE001 - some platforms pin a setting; keep theirs
             log.debug("could not set %s on the existing session", key)
+    key = "spark.sql.shuffle.partitions"
     try:
-        spark.conf.set("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        launched = None if is_connect(spark) else spark.sparkContext.getConf().get(key)
+    except Exception:  # noqa: BLE001 - the SparkContext may be hidden (shared clusters)
+        launched = None
+    if launched is not None:
+        log.info("%s: keeping the session's %s (spark.shuffle_partitions %s not applied)", key, launched, shuffle_partitions)
+        return
+    try:
+        spark.conf.set(key, str(shuffle_partitions))
     except Exception:  # noqa: BLE001
         log.debug("could not set shuffle partitions on the existing session")
 

@@ -31,7 +31,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from jobs.common.errors import ConfigError, DataError, require_columns
 from jobs.common.schemas import TMP
-from jobs.common.spark import GRAPHFRAMES_CLASS, class_loadable, is_connect
+from jobs.common.spark import GRAPHFRAMES_CLASS, checkpoint_dir_of, class_loadable, is_connect
 from jobs.match.config import ClusteringConfig
 
 if TYPE_CHECKING:
@@ -253,8 +253,35 @@ def _star_components(pairs: DataFrame, keys: DataFrame, cfg: ClusteringConfig) -
 # --- GraphFrames ---------------------------------------------------------------------------
 
 
+def graphframes_options(cfg: ClusteringConfig, connect: bool, checkpoint_dir: str | None) -> dict[str, object]:
+    """The arguments of GraphFrame.connectedComponents (graphframes-py 0.12) for ``cfg``, or why it cannot run.
+
+    GraphFrames checkpoints its rounds like the star engine: ``match.clustering.checkpoint: local``
+    (the default) uses local checkpoints (executor disks, no checkpoint dir needed);
+    ``reliable`` checkpoints to the session's checkpoint dir, which the jobs set under the lake
+    root when they start or join a session (jobs.common.spark.ensure_checkpoint_dir).
+    """
+    if connect:
+        raise ConfigError(
+            "match.clustering.engine: got 'graphframes' in a Spark Connect session; GraphFrames runs through the "
+            "JVM of a classic session (spark-submit, a Databricks job cluster). Expected engine auto, scipy or star "
+            "over Spark Connect"
+        )
+    local = cfg.checkpoint == "local"
+    if not local and not checkpoint_dir:
+        raise ConfigError(
+            "match.clustering.checkpoint: got 'reliable' with engine 'graphframes', but the session has no "
+            "checkpoint dir; expected checkpoint 'local', or a session with a checkpoint dir "
+            "(SparkContext.setCheckpointDir)"
+        )
+    # broadcastThreshold -1: AQE handles skewed joins (GraphFrames' own recommendation)
+    return {"checkpointInterval": cfg.checkpoint_every, "broadcastThreshold": -1, "use_local_checkpoints": local}
+
+
 def _graphframes_components(pairs: DataFrame, keys: DataFrame, cfg: ClusteringConfig, spark: "SparkSession") -> DataFrame:
-    if is_connect(spark) or not class_loadable(spark, GRAPHFRAMES_CLASS):
+    connect = is_connect(spark)
+    options = graphframes_options(cfg, connect, None if connect else checkpoint_dir_of(spark))
+    if not class_loadable(spark, GRAPHFRAMES_CLASS):
         raise ConfigError(
             f"match.clustering.engine: got 'graphframes', but the GraphFrames jar is not on the classpath "
             f"({GRAPHFRAMES_CLASS} is not loadable in this session); expected engine auto, scipy or star, "
@@ -265,13 +292,11 @@ def _graphframes_components(pairs: DataFrame, keys: DataFrame, cfg: ClusteringCo
     except ImportError as exc:  # pragma: no cover - the jar without the Python package
         raise ConfigError(
             "match.clustering.engine: got 'graphframes', but the graphframes Python package is not installed; "
-            "expected engine auto, scipy or star, or `pip install graphframes`"
+            "expected engine auto, scipy or star, or `pip install graphframes-py`"
         ) from exc
     vertices = keys.select(F.col("record_key").alias("id"))
     g_edges = pairs.select(F.col(_SRC).alias("src"), F.col(_DST).alias("dst")).where(F.col("src") != F.col("dst"))
-    comps = GraphFrame(vertices, g_edges).connectedComponents(
-        checkpointInterval=cfg.checkpoint_every, broadcastThreshold=-1
-    )
+    comps = GraphFrame(vertices, g_edges).connectedComponents(**options)
     roots = comps.groupBy("component").agg(F.min("id").alias("cluster_id"))
     return comps.join(roots, "component").select(
         F.col("id").cast("string").alias("record_key"), F.col("cluster_id").cast("string").alias("cluster_id")

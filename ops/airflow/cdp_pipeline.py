@@ -45,9 +45,10 @@ REPO = "/opt/cdp"  # checkout on the worker: conf/ and ops/spark/cdp_main.py
 DRIVER_PYTHON = REPO + "/.venv/bin/python"  # the driver (client mode): an environment with cdp installed
 CONFIG = "conf/prod.yaml"
 MASTER = "yarn"
-# spark.master repeats --master: the jobs set the config's master (default local[2]) on the session
-# they build, which would otherwise override spark-submit's --master.
-OVERRIDES = [f"spark.master={MASTER}", "lake.engine=delta-spark", "match.clustering.engine=graphframes"]
+# No spark.master here: a job started by spark-submit takes its --master (the config's
+# spark.master is for local runs only). GraphFrames checkpoints locally unless
+# match.clustering.checkpoint=reliable (then in <lake.root>/_checkpoints).
+OVERRIDES = ["lake.engine=delta-spark", "match.clustering.engine=graphframes"]
 
 SPARK_SUBMIT = (
     "cd " + REPO + " && "

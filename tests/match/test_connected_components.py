@@ -12,7 +12,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 from jobs.common.errors import ConfigError, DataError
 from jobs.common.spark import GRAPHFRAMES_CLASS, class_loadable
 from jobs.match.config import ClusteringConfig
-from jobs.match.connected_components import connected_components
+from jobs.match.connected_components import connected_components, graphframes_options
 
 EDGE_SCHEMA = StructType(
     [
@@ -163,10 +163,40 @@ def test_star_max_iterations_error(spark) -> None:  # noqa: ANN001
         run(spark, nodes, edges, "star", max_iterations=1)
 
 
-def test_graphframes(spark) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("checkpoint", ["local", "reliable"])
+def test_graphframes(spark, checkpoint: str) -> None:  # noqa: ANN001
     nodes, edges = messy("gf")
     if not class_loadable(spark, GRAPHFRAMES_CLASS):
         with pytest.raises(ConfigError, match="GraphFrames jar is not on the classpath"):
-            run(spark, nodes, edges, "graphframes")
+            run(spark, nodes, edges, "graphframes", checkpoint=checkpoint)
         pytest.skip("GraphFrames jar not on the classpath")
-    assert run(spark, nodes, edges, "graphframes") == oracle(nodes, edges)
+    assert run(spark, nodes, edges, "graphframes", checkpoint=checkpoint) == oracle(nodes, edges)
+
+
+def test_graphframes_checkpoints_as_configured_and_refuses_what_cannot_work() -> None:
+    """What connectedComponents gets, without the jar: local checkpoints need no checkpoint dir,
+    reliable ones the session's (jobs.common.spark sets one under the lake root)."""
+    import inspect
+
+    from graphframes import GraphFrame
+
+    local = graphframes_options(ClusteringConfig(engine="graphframes", checkpoint_every=3), False, None)
+    assert local == {"checkpointInterval": 3, "broadcastThreshold": -1, "use_local_checkpoints": True}
+    reliable = ClusteringConfig(engine="graphframes", checkpoint="reliable")
+    assert graphframes_options(reliable, False, "file:/lake/_checkpoints/app-1") == {
+        "checkpointInterval": 2, "broadcastThreshold": -1, "use_local_checkpoints": False,
+    }  # fmt: skip
+    # the installed graphframes-py takes these keywords
+    assert set(local) <= set(inspect.signature(GraphFrame.connectedComponents).parameters)
+    with pytest.raises(ConfigError) as info:
+        graphframes_options(reliable, False, None)
+    assert info.value.problems == [
+        "match.clustering.checkpoint: got 'reliable' with engine 'graphframes', but the session has no checkpoint "
+        "dir; expected checkpoint 'local', or a session with a checkpoint dir (SparkContext.setCheckpointDir)"
+    ]
+    with pytest.raises(ConfigError) as info:
+        graphframes_options(ClusteringConfig(engine="graphframes"), True, None)
+    assert info.value.problems == [
+        "match.clustering.engine: got 'graphframes' in a Spark Connect session; GraphFrames runs through the JVM of "
+        "a classic session (spark-submit, a Databricks job cluster). Expected engine auto, scipy or star over Spark Connect"
+    ]
