@@ -194,6 +194,15 @@ def delta_rs_root_problem(root: str) -> str | None:
     )
 
 
+def vacuum_hours(retention_hours: float, where: str) -> int:
+    """``retention_hours`` as the whole hours delta-rs takes, rounded up; negative values fail."""
+    import math
+
+    if not retention_hours >= 0 or math.isinf(retention_hours):
+        raise DataError(f"{where}: got retention_hours {retention_hours!r}; expected a finite number of hours >= 0")
+    return math.ceil(retention_hours)
+
+
 class TableEngine(ABC):
     """The contract every Delta engine fulfils. Paths are table folders."""
 
@@ -611,10 +620,16 @@ class DeltaRsEngine(TableEngine):
         return before - self._stored_rows(path)
 
     def vacuum(self, path: str, retention_hours: float) -> list[str]:
+        """Delete files no version within ``retention_hours`` needs; returns them.
+
+        delta-rs takes whole hours: a fractional retention is rounded up (it keeps a little more,
+        never less; 0.5 must not become 0, which removes every old file).
+        """
+        hours = vacuum_hours(retention_hours, f"vacuum {path}")
         dt = self._table(path)
         return list(
             dt.vacuum(
-                retention_hours=int(retention_hours),
+                retention_hours=hours,
                 dry_run=False,
                 enforce_retention_duration=False,
                 full=True,
@@ -802,6 +817,7 @@ class DeltaSparkEngine(TableEngine):
         return _spark_metric(self, path, before, "numTargetRowsDeleted")
 
     def vacuum(self, path: str, retention_hours: float) -> list[str]:
+        vacuum_hours(retention_hours, f"vacuum {path}")  # checks the value; Delta takes fractional hours
         self.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
         self._dt(path).vacuum(retention_hours)
         return []

@@ -27,7 +27,7 @@ from pyspark.sql.types import (
 
 from jobs.common import delta as delta_module
 from jobs.common import schemas as S
-from jobs.common.delta import DeltaRsEngine, DeltaSparkEngine, Lake, estimated_row_bytes, retry_commit
+from jobs.common.delta import DeltaRsEngine, DeltaSparkEngine, Lake, estimated_row_bytes, retry_commit, to_arrow_schema
 from jobs.common.errors import DataError, SchemaError
 from jobs.common.spark import detect_capabilities
 
@@ -88,6 +88,111 @@ def test_types_round_trip(spark, lake):  # noqa: ANN001
     # Maps cannot be sorted by Spark, so compare the rows ordered by key.
     assert sorted(back.collect()) == sorted(frame(spark).collect())
     assert_df_equality(back.drop("attrs"), frame(spark).drop("attrs"), ignore_row_order=True)
+
+
+def _arrow_rows(rows=ROWS) -> list[dict]:  # noqa: ANN001
+    """ROWS as pyarrow takes them: structs as dicts, maps as (key, value) lists."""
+    out = []
+    for r in rows:
+        d = dict(zip(SCHEMA.fieldNames(), r))
+        d["attrs"] = None if d["attrs"] is None else list(d["attrs"].items())
+        d["addr"] = None if d["addr"] is None else dict(zip(["city", "pc"], d["addr"]))
+        out.append(d)
+    return out
+
+
+def test_types_round_trip_through_the_arrow_paths(spark, lake):  # noqa: ANN001
+    """Every type of SCHEMA (UTC and NTZ timestamps, dates, nulls, decimals, arrays, maps, structs)
+    through the writes that go through Arrow instead of Spark's Parquet."""
+    import pyarrow as pa
+
+    expected = sorted(frame(spark).collect())
+    # an Arrow table built on the driver (ingest parses files there)
+    lake.append_arrow("t.arrow", pa.Table.from_pylist(_arrow_rows(), schema=to_arrow_schema(SCHEMA)), SCHEMA)
+    back = lake.read("t.arrow")
+    assert back.schema == SCHEMA
+    assert sorted(back.collect()) == expected
+    # a merge whose source fits: delta-rs merges it as one Arrow table
+    lake.append("t.amerge", frame(spark, ROWS[1:2]))
+    metrics = lake.merge("t.amerge", frame(spark), ["k"])
+    if isinstance(lake.engine, DeltaRsEngine):
+        assert (metrics["num_target_rows_updated"], metrics["num_target_rows_inserted"]) == (1, 2)  # the Arrow path
+    back = lake.read("t.amerge")
+    assert back.schema == SCHEMA
+    assert sorted(back.collect()) == expected
+    if isinstance(lake.engine, DeltaRsEngine):
+        # Spark's frame as one Arrow table (delta-rs under Spark Connect, whose files are the server's)
+        lake.engine._write_arrow(lake.path("t.frame"), frame(spark), "append", [])
+        back = lake.read("t.frame")
+        assert back.schema == SCHEMA
+        assert sorted(back.collect()) == expected
+
+
+def _commit(path: str, version: int) -> list[dict]:
+    with open(os.path.join(path, "_delta_log", f"{version:020d}.json"), encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def test_large_writes_never_go_through_the_driver(spark, lake_root, monkeypatch):  # noqa: ANN001
+    """delta-rs: Spark writes the Parquet files into the table folder, delta-rs commits them."""
+    engine = DeltaRsEngine(spark, arrow_merge_limit=100)
+    lake = Lake(spark, str(lake_root), engine)
+    big = spark.range(0, 1000, numPartitions=3).select(F.col("id").cast("string").alias("k"), F.col("id").alias("n"))
+    assert 1000 > engine.arrow_merge_limit and not engine._fits_arrow(1000, big.schema)
+    monkeypatch.setattr(type(big), "toArrow", lambda self: pytest.fail("a write collected its frame on the driver"))
+    path = lake.path("t.big")
+
+    def adds(version: int) -> list[dict]:
+        found = [a["add"] for a in _commit(path, version) if "add" in a]
+        for add in found:
+            assert not os.path.isabs(add["path"]) and "_staging" not in add["path"], add["path"]
+            assert os.path.isfile(os.path.join(path, add["path"]))
+        return found
+
+    lake.append("t.big", big)
+    appended = lake.version("t.big")
+    added = adds(appended)
+    assert len(added) == 3  # one file per Spark task
+    assert sum(json.loads(a["stats"])["numRecords"] for a in added) == 1000
+    lake.overwrite("t.big", big.where("n < 600"))
+    overwritten = _commit(path, appended + 1)
+    assert {r["remove"]["path"] for r in overwritten if "remove" in r} == {a["path"] for a in added}
+    assert sum(json.loads(a["stats"])["numRecords"] for a in adds(appended + 1)) == 600
+    assert not os.path.exists(os.path.join(path, "_staging"))
+    monkeypatch.undo()
+    assert lake.read("t.big").count() == 600
+    assert lake.read("t.big", version=appended).count() == 1000
+
+
+def test_delta_rs_refuses_to_write_to_an_object_store(spark) -> None:  # noqa: ANN001
+    with pytest.raises(DataError) as info:
+        DeltaRsEngine(spark).write("s3a://bucket/lake/t/x", frame(spark), "append")
+    assert str(info.value).startswith(
+        "append s3a://bucket/lake/t/x: expected a local path or a mount for lake.root with the delta-rs engine: "
+        "on s3a:// every write would go through the driver as one Arrow table"
+    )
+
+
+def test_vacuum_keeps_what_the_retention_keeps(spark, lake):  # noqa: ANN001
+    path = lake.path("t.vac")
+
+    def data_files() -> set[str]:
+        return {f for f in glob.glob(os.path.join(path, "**", "*.parquet"), recursive=True) if "_delta_log" not in f}
+
+    lake.append("t.vac", frame(spark, ROWS[:1]))
+    first, first_files = lake.version("t.vac"), data_files()
+    lake.overwrite("t.vac", frame(spark, ROWS[1:]))  # the first files are removed now, not deleted
+    files = data_files()
+    assert first_files and first_files < files
+    for hours in (1, 0.5):  # removed seconds ago: kept (0.5 used to become 0 in delta-rs)
+        lake.vacuum("t.vac", hours)
+        assert data_files() == files, hours
+        assert [r.k for r in lake.read("t.vac", version=first).collect()] == ["a"]
+    lake.vacuum("t.vac", 0)
+    assert data_files() == files - first_files
+    assert sorted(r.k for r in lake.read("t.vac").collect()) == ["b", "c"]
+    with pytest.raises(DataError, match=r"vacuum .*t/vac: got retention_hours -1; expected a finite number of hours >= 0"):
+        lake.vacuum("t.vac", -1)
 
 
 def test_create_append_overwrite_versions(spark, lake):  # noqa: ANN001
@@ -344,6 +449,52 @@ def test_refuses_deletion_vectors(spark, lake_root):  # noqa: ANN001
     DeltaTable(lake.path("t.dv")).alter.add_feature(TableFeatures.DeletionVectors, allow_protocol_versions_increase=True)
     with pytest.raises(DataError, match="deletionVectors"):
         lake.read("t.dv")
+
+
+def test_refuses_column_mapping(spark, lake_root, tmp_path):  # noqa: ANN001
+    """A table delta-spark wrote with delta.columnMapping.mode=name keeps physical column names in its
+    files; reading them by file list would give wrong columns, so the read is refused."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from deltalake import DeltaTable
+    from deltalake.table import TableFeatures
+
+    lake = Lake(spark, str(lake_root), DeltaRsEngine(spark))
+    path = lake.path("t.cm")
+    os.makedirs(os.path.join(path, "_delta_log"))
+    pq.write_table(pa.table({"col-5f1c2d": ["a"]}), os.path.join(path, "part-0.parquet"))
+    field = {"delta.columnMapping.id": 1, "delta.columnMapping.physicalName": "col-5f1c2d"}
+    schema = {"type": "struct", "fields": [{"name": "k", "type": "string", "nullable": True, "metadata": field}]}
+    actions = [
+        {"protocol": {"minReaderVersion": 2, "minWriterVersion": 5}},
+        {
+            "metaData": {
+                "id": "6b3a1a8e-0000-4000-8000-000000000001",
+                "format": {"provider": "parquet", "options": {}},
+                "schemaString": json.dumps(schema),
+                "partitionColumns": [],
+                "configuration": {"delta.columnMapping.mode": "name", "delta.columnMapping.maxColumnId": "1"},
+                "createdTime": 0,
+            }
+        },
+        {"add": {"path": "part-0.parquet", "partitionValues": {}, "size": os.path.getsize(os.path.join(path, "part-0.parquet")),
+                 "modificationTime": 0, "dataChange": True}},
+    ]  # fmt: skip
+    with open(os.path.join(path, "_delta_log", f"{0:020d}.json"), "w", encoding="utf-8") as fh:
+        fh.write("\n".join(json.dumps(a) for a in actions) + "\n")
+    with pytest.raises(DataError) as info:
+        lake.read("t.cm")
+    assert str(info.value) == (
+        f"table {path} uses columnMapping mode name; the delta-rs file-list read path cannot apply it. "
+        "Read it with delta-spark (lake.engine: delta-spark) or rewrite it without them"
+    )
+    # a table-features protocol that lists column mapping as a reader feature
+    lake.append("t.cmf", frame(spark, ROWS[:1]))
+    DeltaTable(lake.path("t.cmf")).alter.add_feature(TableFeatures.ColumnMapping, allow_protocol_versions_increase=True)
+    with pytest.raises(DataError, match=r"t/cmf uses columnMapping; the delta-rs file-list read path cannot apply it"):
+        lake.read("t.cmf")
+    with pytest.raises(DataError, match=r"uses columnMapping;"):
+        lake.read_difference("t.cmf", 0, lake.version("t.cmf"))
 
 
 def test_commit_conflicts_are_retried() -> None:
