@@ -23,9 +23,14 @@ STAGES = ("ingest", "standardize", "match", "golden", "segments")
 
 
 def _setup_logging(verbose: bool) -> None:
+    """Logging and progress, configured here once: on a terminal short lines under a live status
+    line (stage, rows, elapsed; jobs.common.runlog), elsewhere plain lines with the logger name."""
+    from jobs.common.runlog import TerminalHandler, configure_progress
+
     level = logging.DEBUG if verbose else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    fmt = "%(asctime)s %(levelname)-7s %(message)s" if sys.stderr.isatty() else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    terminal = configure_progress(sys.stderr).enabled
+    handler: logging.Handler = TerminalHandler(sys.stderr) if terminal else logging.StreamHandler(sys.stderr)
+    fmt = "%(asctime)s %(levelname)-7s %(message)s" if terminal else "%(asctime)s %(levelname)s %(name)s: %(message)s"
     handler.setFormatter(logging.Formatter(fmt, datefmt="%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
