@@ -116,15 +116,21 @@ def run_pipeline(ctx: Any, incremental: bool = False, stages: Sequence[str] = ST
     return results
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    results = run_pipeline(ctx, incremental=args.incremental)
+def _run_all(ctx: Any, incremental: bool) -> dict[str, Any]:
+    """``cdp run`` and ``cdp demo``: every stage in order, each stage's result printed."""
+    results = run_pipeline(ctx, incremental=incremental)
     for stage, result in results.items():
         _print_result(stage, result)
+    return results
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _run_all(_context(args), args.incremental)
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Sample data into data.root, every stage (as ``cdp run``), then where the tables are and what they hold."""
     from jobs.common.summary import print_summary
     from jobs.ingest.generate import generate_sample_data
 
@@ -137,7 +143,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from jobs.common.context import build_context
 
     ctx = build_context(loaded)
-    run_pipeline(ctx)
+    _run_all(ctx, incremental=False)
     print_summary(ctx, time.monotonic() - t0)
     return 0
 

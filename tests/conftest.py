@@ -63,33 +63,57 @@ PIPELINE_SEED = 11
 PIPELINE_RUN_DATE = "2026-11-25"
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pipeline_overrides(data: Path, lake: Path) -> list[str]:
+    """What points conf/local.yaml at a data and a lake folder, with a fixed run date and demo seed."""
+    return [f"data.root={data}", f"lake.root={lake}", f"run.date={PIPELINE_RUN_DATE}", f"run.demo_seed={PIPELINE_SEED}"]
+
+
 def pipeline_config(data: Path, lake: Path, extra: list[str] | None = None):  # noqa: ANN201
     """conf/local.yaml pointed at a data and a lake folder, with a fixed run date."""
     from jobs.common.config import load_config
 
-    repo = Path(__file__).resolve().parent.parent
-    overrides = [f"data.root={data}", f"lake.root={lake}", f"run.date={PIPELINE_RUN_DATE}", *(extra or [])]
-    return load_config(str(repo / "conf" / "local.yaml"), overrides)
+    return load_config(str(REPO / "conf" / "local.yaml"), [*pipeline_overrides(data, lake), *(extra or [])])
 
 
 @pytest.fixture(scope="session")
 def pipeline(spark, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, ANN201
-    """The whole pipeline, once, on generated data: what the demo does, for every end-to-end test.
+    """The whole pipeline, once, on generated data, for every end-to-end test: ``cdp demo`` run
+    in-process through the CLI's entry point (it joins the active test session), so the demo, the
+    stages' printed results and the summary are what the tests see (tests/test_demo.py).
 
     Tests that change the lake work on a copy (:func:`copy_pipeline`).
     """
+    import contextlib
+    import io
+    import logging
     from types import SimpleNamespace
 
-    from jobs.cli import run_pipeline
+    from jobs.cli import main
     from jobs.common.context import build_context
-    from jobs.ingest.generate import generate_sample_data
+    from jobs.common.runlog import configure_progress
 
     base = tmp_path_factory.mktemp("pipeline")
     data, lake = base / "data", base / "lake"
-    generate_sample_data(PIPELINE_PERSONS, PIPELINE_SEED, str(data))
+    argv = ["demo", "--config", str(REPO / "conf" / "local.yaml"), "--persons", str(PIPELINE_PERSONS)]
+    for assignment in pipeline_overrides(data, lake):
+        argv += ["--set", assignment]
+    out, err = io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(argv)
+    finally:  # the CLI configures logging for the process; give pytest its handlers back
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        configure_progress(None)
+    errors = [line for line in err.getvalue().splitlines() if line.startswith("error:")]
+    assert code == 0 and not errors, f"cdp {' '.join(argv)} exited {code}: {errors}"
     ctx = build_context(pipeline_config(data, lake), spark=spark)
-    results = run_pipeline(ctx)
-    return SimpleNamespace(base=base, data=data, lake=lake, ctx=ctx, results=results)
+    return SimpleNamespace(base=base, data=data, lake=lake, ctx=ctx, exit_code=code, output=out.getvalue(), log=err.getvalue())
 
 
 def copy_pipeline(pipeline, target: Path, spark):  # noqa: ANN001, ANN201

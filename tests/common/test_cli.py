@@ -132,3 +132,17 @@ def test_errors_print_one_line_and_the_stack_trace_only_with_verbose(
         assert err.startswith("Traceback (most recent call last):\n"), err[:200]
         assert "in boom\n    raise exc\n" in err
         assert err.endswith(f"\n{line}\n")
+
+
+def test_run_verb_runs_every_stage_through_the_demos_path_and_checks_config_first(
+    capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    """`cdp run` is cmd_run -> _run_all, which `cdp demo` (the pipeline fixture) runs end to end;
+    here: the verb's parsing and a broken config refused before Spark starts."""
+    args = cli.build_parser().parse_args(["run", "--incremental", "--config", "x.yaml"])
+    assert args.func is cli.cmd_run and args.incremental is True and args.config == "x.yaml"
+    assert cli.build_parser().parse_args(["run"]).incremental is False
+    broken = Path(__file__).parent / "fixtures" / "broken" / "local.yaml"
+    assert cli.main(["run", "--config", str(broken)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: invalid configuration (") and "lake.engine: got 'duckdb'" in err
