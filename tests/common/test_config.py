@@ -129,6 +129,11 @@ def _expected_broken_problems() -> list[str]:
 
     env, crm, web = rel(str(BROKEN / "local.yaml")), rel(str(BROKEN / "sources/crm.yaml")), rel(str(BROKEN / "sources/web.yaml"))
     std, match = rel(str(BROKEN / "standardize.yaml")), rel(str(BROKEN / "match.yaml"))
+    golden, privacy = rel(str(BROKEN / "golden.yaml")), rel(str(BROKEN / "privacy.yaml"))
+    from jobs.common.schemas import SURVIVING_ATTRIBUTES
+    from jobs.golden.config import SURVIVORSHIP_RULES
+
+    rules = ", ".join(repr(r) for r in SURVIVORSHIP_RULES[:-1]) + f" or {SURVIVORSHIP_RULES[-1]!r}"
     persons, events = ", ".join(CANONICAL_FIELDS), ", ".join(EVENT_FIELDS)
     id_types = ", ".join(IDENTIFIER_TYPES)
     return [
@@ -183,6 +188,26 @@ def _expected_broken_problems() -> list[str]:
         "'loyalty_card', 'cookie_id' or 'device_id'",
         f"{match}: match.guard.strict_threshold_probability: got 0.5; expected at least threshold_probability (0.95)",
         f"{match}: match.model: got version 2 and alias 'prod'; expected a version or an alias, not both",
+        f"{golden}: golden.default_rule: got 'newest'; expected one of {rules}",
+        f"{golden}: golden.survivorship.email: got 'most_recnt'; expected one of {rules}",
+        f"{golden}: golden.survivorship.shoe_size: got key 'shoe_size'; expected one of the profile attributes: "
+        f"{', '.join(SURVIVING_ATTRIBUTES)}",
+        f"{golden}: golden.survivorship.given_name: got 'most_frequent'; expected 'source_trust' (the rule of "
+        "family_name) or no entry: the name survives as a whole from the record the family_name rule picks",
+        f"{golden}: golden.survivorship.street: got 'source_trust'; expected 'most_recent' (the rule of postcode) or "
+        "no entry: the address survives as a whole from the record the postcode rule picks",
+        f"{golden}: golden.households.max_size: got 1; expected greater than or equal to 2",
+        f"{golden}: golden.households.colour: got key 'colour'; expected no such key; allowed keys: enabled, "
+        "max_size, same_family_name",
+        f"{golden}: golden.rfm.recency_days[2]: got 90; expected more than recency_days[1] (90): thresholds are "
+        "strictly ascending",
+        f"{golden}: golden.rfm.monetary_eur: got [50, 150, 400]; expected list should have at least 4 items after "
+        "validation, not 3",
+        f"{privacy}: privacy.salt: got 'short'; expected string should have at least 8 characters",
+        f"{privacy}: privacy.landing_rewrite: got 'maybe'; expected a valid boolean, unable to interpret input",
+        f"{privacy}: privacy.scan_extra_paths: got '/mnt/extra'; expected a valid list",
+        f"{privacy}: privacy.exports_dir: got key 'exports_dir'; expected no such key; allowed keys: export_dir, "
+        "landing_rewrite, salt, scan_extra_paths",
     ]
 
 
@@ -249,6 +274,10 @@ def test_valid_fixture_loads_and_direct_construction_still_raises(monkeypatch: p
     assert cfg.lake.root == "/data/lake"
     assert cfg.source("crm").mapping["source_id"] == "klantnummer"  # the default key mapping still applies
     assert [r.name for r in cfg.match.blocking_rules] == ["family", "email"]
+    assert (cfg.golden.rule_for("email"), cfg.golden.rule_for("city"), cfg.golden.households.max_size) == (
+        "most_recent", "most_frequent", 6,
+    )  # fmt: skip
+    assert cfg.privacy.salt == "fixture-salt-not-secret" and cfg.privacy.scan_extra_paths == ["/mnt/archive"]
     with pytest.raises(ValidationError) as err:
         SourceConfig(name="crm", format="csv", primary_key=["id"], mapping={"bogus": "x"})
     assert "mapping.bogus: got key 'bogus'; expected a canonical field for persons sources" in str(err.value)
