@@ -27,13 +27,17 @@ EXTRAS = {
         "pyspark==4.2.0",
         "delta-spark==4.4.1",
     ],
+    # What the tests import (tests/test_packaging.py checks it), pinned to the versions tested together.
     "test": [
-        "pytest>=8,<10",
+        "pytest==9.2.0",
         "chispa==0.12.0",
-        "nbclient>=0.10,<1",
-        "nbformat>=5.9,<6",
-        "ipykernel>=6.29",
-        "psycopg[binary]>=3.1,<4",
+        "jinja2==3.1.6",  # tests/test_ops.py renders the Airflow commands as Airflow would
+        "nbclient==0.11.0",
+        "nbformat==5.11.1",
+        "jupyter_client==8.10.0",  # tests/test_notebooks.py starts the kernels itself
+        "ipykernel==7.4.0",
+        "psycopg[binary]==3.3.9",
+        "packaging==26.4",  # tests/test_packaging.py reads these requirements
     ],
     "bench": [
         "splink==5.0.0",
