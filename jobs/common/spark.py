@@ -187,8 +187,11 @@ def get_or_build_session(
         # spark.conf fills in what the launcher did not set (its --conf wins); spark.jars adds to
         # its --jars / --packages instead of replacing them.
         log.info("started by %s: using its master and settings", launcher)
-        builder = SparkSession.builder.appName(app_name)
-        for key, value in launcher_conf(_submitted_conf(), extra_conf or {}).items():
+        submitted = _submitted_conf()
+        builder = SparkSession.builder
+        if "spark.app.name" not in submitted:  # spark-submit's --name (default: the script's name) wins
+            builder = builder.appName(app_name)
+        for key, value in launcher_conf(submitted, extra_conf or {}).items():
             builder = builder.config(key, value)
         spark = builder.getOrCreate()
         _apply_runtime_conf(spark, shuffle_partitions)

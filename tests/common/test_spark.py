@@ -63,6 +63,7 @@ s = get_or_build_session("cdp", "local[3]", 5, cp1, extra_conf={
 conf = s.sparkContext.getConf()
 first = {
     "master": s.sparkContext.master,
+    "app": s.sparkContext.appName,
     "checkpoint": s.sparkContext.getCheckpointDir(),
     "submitted": conf.get("spark.cdp.submitted"),
     "only_config": conf.get("spark.cdp.only_config"),
@@ -98,7 +99,7 @@ def test_spark_submit_and_a_joined_session_get_their_master_settings_and_a_check
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     env.pop("SPARK_REMOTE", None)
     cmd = [
-        str(submit), "--master", "local[1]", "--conf", "spark.ui.enabled=false",
+        str(submit), "--master", "local[1]", "--name", "cdp-ingest", "--conf", "spark.ui.enabled=false",
         "--conf", "spark.cdp.submitted=submit", "--conf", "spark.sql.shuffle.partitions=3",
         "--jars", str(submit_jar), str(script), str(out), str(cp1), str(cp2), str(config_jar),
     ]  # fmt: skip
@@ -107,6 +108,7 @@ def test_spark_submit_and_a_joined_session_get_their_master_settings_and_a_check
     got = json.loads(out.read_text(encoding="utf-8"))
     first = got["submit"]
     assert first["master"] == "local[1]"  # spark-submit's --master, not the config's local[3]
+    assert first["app"] == "cdp-ingest"  # its --name (the Airflow DAG names each task's application)
     assert first["submitted"] == "submit" and first["only_config"] == "config"
     jars = first["jars"].split(",")
     assert [Path(j.removeprefix("file:")).name for j in jars] == ["submitted.jar", "config.jar"]
