@@ -59,6 +59,32 @@ def test_generated_docs_cover_every_table_and_config_section() -> None:
     assert "## `sources[].jdbc` (JdbcConfig)" in config
 
 
+def test_every_config_key_has_a_description() -> None:
+    """Each field of every config model says what it does: docs/config.md has no empty description cell."""
+    from pydantic import BaseModel
+
+    from jobs.common.settings import CdpConfig
+
+    missing: list[str] = []
+    seen: set[type[BaseModel]] = set()
+
+    def walk(model: type[BaseModel], path: str) -> None:
+        if model in seen:
+            return
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            where = f"{path}.{name}" if path else name
+            if len((field.description or "").strip()) < 10:
+                missing.append(f"{where} ({model.__module__}.{model.__name__})")
+            for sub, suffix in D._models_in(field.annotation):
+                walk(sub, f"{where}{suffix}")
+
+    walk(CdpConfig, "")
+    assert missing == [], f"config keys without a description (pydantic Field(description=...)): {missing}"
+    rows = [line for line in D.config_markdown().splitlines() if line.startswith("| `")]
+    assert len(rows) > 100 and [r for r in rows if r.rstrip().endswith("|  |")] == []
+
+
 def test_generated_tables_are_well_formed_markdown() -> None:
     """Every table row has as many cells as its header: a bare | in a value would add one."""
     for name, fn in D.GENERATED.items():

@@ -226,17 +226,50 @@ class Strict(BaseModel):
 
 
 class SparkConfig(Strict):
-    master: str = "local[2]"
-    app_name: str = "cdp"
-    shuffle_partitions: int = Field(8, ge=1, le=100_000)
-    driver_memory: str | None = Field(None, pattern=r"^\d+[kmgt]$")
+    """The Spark session: settings for the local session cdp starts; spark-submit's own win there."""
+
+    master: str = Field(
+        "local[2]",
+        description="master of a session cdp starts itself (local[N]: N cores); not used under spark-submit, "
+        "on Databricks, with an active session or over Spark Connect, whose own master applies",
+    )
+    app_name: str = Field(
+        "cdp",
+        description="Spark application name of a session cdp starts itself (Spark UI, cluster manager); under "
+        "spark-submit its --name applies (by default the script's name)",
+    )
+    shuffle_partitions: int = Field(
+        8,
+        ge=1,
+        le=100_000,
+        description="spark.sql.shuffle.partitions: tasks per shuffle, small for a laptop; a session whose "
+        "launcher or cluster set it (spark-submit --conf, a cluster's Spark config) keeps its own value",
+    )
+    driver_memory: str | None = Field(
+        None,
+        pattern=r"^\d+[kmgt]$",
+        description="driver JVM heap of a session cdp starts itself, e.g. 6g; null: Spark's default (1g). "
+        "Under spark-submit use --driver-memory",
+    )
     jars: list[str] = Field(default_factory=list, description="local jar files put on the classpath")
     conf: dict[str, str] = Field(default_factory=dict, description="more Spark settings")
 
 
 class LakeConfig(Strict):
-    root: str = "lakehouse"
-    engine: Literal["auto", "delta-rs", "delta-spark"] = "auto"
+    """Where the Delta tables live and which engine writes them."""
+
+    root: str = Field(
+        "lakehouse",
+        description="folder every Delta table lives under, as <root>/<layer>/<name> (relative: to the working "
+        "directory), also holding _checkpoints and, by default, the MLflow store; a URI (s3a://, abfss://) "
+        "needs engine delta-spark",
+    )
+    engine: Literal["auto", "delta-rs", "delta-spark"] = Field(
+        "auto",
+        description="Delta engine: delta-rs (embedded, no JVM jars; local paths and mounts only), delta-spark "
+        "(the Delta jars and SQL extensions in the session), auto: delta-spark when the session has the Delta "
+        "SQL extensions, else delta-rs",
+    )
     arrow_merge_limit: int = Field(
         2_000_000, ge=0, description="rows above which merges rewrite in Spark (so do merges whose Arrow size is estimated above 256 MiB)"
     )
@@ -259,15 +292,25 @@ class LakeConfig(Strict):
 
 
 class DataConfig(Strict):
+    """Where the sources' files are."""
+
     root: str = Field("data/sample", description="folder that relative source locations are read from")
 
 
 class MlflowConfig(Strict):
-    tracking_uri: str | None = Field(None, description="default: a SQLite store under the lake root")
-    experiment: str = "cdp-match"
+    """Where match model training is tracked and its model registered."""
+
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI (databricks, http://host:5000, sqlite:///...); null: a SQLite store "
+        "under <lake.root>/_mlflow (a local lake.root only)",
+    )
+    experiment: str = Field("cdp-match", description="MLflow experiment the training runs are logged to")
 
 
 class RunConfig(Strict):
+    """The run itself: its date, and what `cdp demo` generates."""
+
     date: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="run date (default: today, UTC)")
 
     @field_validator("date", mode="before")
@@ -277,8 +320,8 @@ class RunConfig(Strict):
         import datetime as _dt
 
         return v.isoformat() if isinstance(v, _dt.date) else v
-    demo_persons: int = Field(2000, ge=10)
-    demo_seed: int = 42
+    demo_persons: int = Field(2000, ge=10, description="persons `cdp demo` generates sample data for (`--persons` overrides)")
+    demo_seed: int = Field(42, description="seed of `cdp demo`'s sample data: the same seed gives the same files")
 
 
 @dataclass

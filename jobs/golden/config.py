@@ -23,7 +23,9 @@ SURVIVORSHIP_GROUPS: dict[str, tuple[str, ...]] = {
 
 
 class HouseholdConfig(Strict):
-    enabled: bool = True
+    """Persons at one address (normalised postcode, house number, suffix, country) form a household."""
+
+    enabled: bool = Field(True, description="derive households; false: every household_id is null")
     same_family_name: bool = Field(False, description="also require the same family name")
     max_size: int = Field(12, ge=2, description="larger address groups are not households (care homes, dorms)")
 
@@ -35,9 +37,24 @@ class RfmConfig(Strict):
     frequency (orders + receipts) and monetary (total revenue) >= [3] -> 5, ... >= [0] -> 2, else 1.
     """
 
-    recency_days: list[int] = Field(default_factory=lambda: [30, 90, 180, 365], min_length=4, max_length=4)
-    frequency_orders: list[int] = Field(default_factory=lambda: [1, 2, 4, 8], min_length=4, max_length=4)
-    monetary_eur: list[float] = Field(default_factory=lambda: [50, 150, 400, 1000], min_length=4, max_length=4)
+    recency_days: list[int] = Field(
+        default_factory=lambda: [30, 90, 180, 365],
+        min_length=4,
+        max_length=4,
+        description="days since the last order or receipt, ascending: <= [0] scores 5, ... <= [3] 2, else 1",
+    )
+    frequency_orders: list[int] = Field(
+        default_factory=lambda: [1, 2, 4, 8],
+        min_length=4,
+        max_length=4,
+        description="orders + receipts, ascending: >= [3] scores 5, ... >= [0] 2, else 1",
+    )
+    monetary_eur: list[float] = Field(
+        default_factory=lambda: [50, 150, 400, 1000],
+        min_length=4,
+        max_length=4,
+        description="total revenue of orders and receipts, ascending: >= [3] scores 5, ... >= [0] 2, else 1",
+    )
 
     @check
     def _ascending(self) -> Iterator[Problem]:
@@ -53,8 +70,14 @@ class RfmConfig(Strict):
 
 
 class GoldenConfig(Strict):
-    default_rule: SurvivorshipRule = "source_trust"
+    """Golden profiles: which record's value each attribute keeps, households, RFM scores."""
+
+    default_rule: SurvivorshipRule = Field(
+        "source_trust", description="survivorship rule of the attributes without an entry in survivorship"
+    )
     survivorship: dict[str, SurvivorshipRule] = Field(
+        description="profile attribute -> the rule picking the record whose value the profile keeps "
+        "(conf/golden.yaml explains the rules); the name and the address survive as a whole",
         default_factory=lambda: {
             "email": "most_recent",
             "phone": "most_recent",
@@ -69,8 +92,8 @@ class GoldenConfig(Strict):
             "family_name": "source_trust",
         }
     )
-    households: HouseholdConfig = Field(default_factory=HouseholdConfig)
-    rfm: RfmConfig = Field(default_factory=RfmConfig)
+    households: HouseholdConfig = Field(default_factory=HouseholdConfig, description="households: persons at one address")
+    rfm: RfmConfig = Field(default_factory=RfmConfig, description="RFM score thresholds (5 = best)")
 
     def rule_for(self, attribute: str) -> SurvivorshipRule:
         """The configured rule of an attribute, else ``default_rule``."""

@@ -47,33 +47,67 @@ def describe_clash(field: str, other: str, column: str) -> str:
 
 
 class JdbcConfig(Strict):
-    url: str = Field(..., pattern=r"^jdbc:[a-z0-9]+:")
-    table: str = Field(..., pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
-    user: str | None = None
-    password: str | None = Field(None, repr=False)
-    driver: str = "org.postgresql.Driver"
-    watermark_column: str = Field("updated_at", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    fetch_size: int = Field(10_000, ge=1)
+    url: str = Field(..., pattern=r"^jdbc:[a-z0-9]+:", description="JDBC URL, e.g. jdbc:postgresql://db:5432/crm")
+    table: str = Field(
+        ..., pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$", description="table (or schema.table) every pull reads"
+    )
+    user: str | None = Field(None, description="database user; null: none sent")
+    password: str | None = Field(
+        None, repr=False, description="database password; write it as ${VAR} so it comes from the environment"
+    )
+    driver: str = Field(
+        "org.postgresql.Driver", description="JDBC driver class; its jar must be on the classpath (spark.jars)"
+    )
+    watermark_column: str = Field(
+        "updated_at",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="timestamp column: a pull reads the rows at or after the last landed pull's maximum "
+        "(rows already landed are dropped again)",
+    )
+    fetch_size: int = Field(10_000, ge=1, description="rows the JDBC driver fetches per round trip")
 
 
 class SourceConfig(Strict):
     """One source: where its rows are, how to read them, how they map to the canonical model."""
 
-    name: str = Field(..., pattern=r"^[a-z][a-z0-9_]*$")
-    description: str = ""
-    kind: Literal["persons", "events"] = "persons"
-    format: Literal["csv", "json", "ndjson", "parquet", "jdbc"]
+    name: str = Field(
+        ...,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="source name: its bronze table is bronze.<name>, its records carry it as `source`",
+    )
+    description: str = Field("", description="free text for people; the jobs do not read it")
+    kind: Literal["persons", "events"] = Field(
+        "persons",
+        description="persons: each row is a person record; events: each row is an event (order, receipt, "
+        "page view, login, e-mail open or click) tied to a person through an identifier",
+    )
+    format: Literal["csv", "json", "ndjson", "parquet", "jdbc"] = Field(
+        ..., description="how rows are read: csv, json and ndjson (both one JSON object per line), parquet, or jdbc (a table)"
+    )
     location: str | None = Field(
         None,
         description="file, folder or glob, relative to data.root; a folder is a landing folder: "
         "each file in it is ingested once",
     )
     pattern: str = Field("*", description="file name pattern inside a landing folder")
-    encoding: Literal["utf-8", "latin-1", "cp1252", "auto"] = "utf-8"
-    delimiter: str = Field(",", min_length=1, max_length=1)
-    quote: str = Field('"', min_length=1, max_length=1)
-    header: bool = True
-    primary_key: list[str] = Field(..., min_length=1)
+    encoding: Literal["utf-8", "latin-1", "cp1252", "auto"] = Field(
+        "utf-8",
+        description="text encoding of csv and json files; auto: for csv UTF-8 unless most lines with non-ASCII "
+        "bytes fail to decode as UTF-8, then Windows-1252 (json: UTF-8)",
+    )
+    delimiter: str = Field(",", min_length=1, max_length=1, description="CSV field separator (one character)")
+    quote: str = Field('"', min_length=1, max_length=1, description="CSV quote character (one character)")
+    header: bool = Field(
+        True,
+        description="CSV files start with a header line naming the fields; the reader requires one "
+        "(false is not supported yet)",
+    )
+    primary_key: list[str] = Field(
+        ...,
+        min_length=1,
+        description="source fields that identify a row within the source; with the source name they make "
+        "the stable _record_key (a row without them is quarantined)",
+    )
     required: list[str] = Field(default_factory=list, description="source fields a file must have")
     mapping: dict[str, str] = Field(default_factory=dict, description="canonical field -> source field")
     extensions: dict[str, str] = Field(default_factory=dict, description="extension attribute -> source field")
@@ -82,15 +116,28 @@ class SourceConfig(Strict):
     records_from: Literal["cookie_id", "device_id"] | None = Field(
         None, description="events only: each distinct value becomes an (anonymous) person record"
     )
-    records_source: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]*$")
-    identifiers: list[str] = Field(default_factory=lambda: list(IDENTIFIER_TYPES))
+    records_source: str | None = Field(
+        None,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="with records_from: the source name the anonymous person records get; null: this source's name",
+    )
+    identifiers: list[str] = Field(
+        default_factory=lambda: list(IDENTIFIER_TYPES),
+        description="identifier types the source carries (checked against the known types); informational: "
+        "silver.identifiers takes every identifier a record has",
+    )
     trust_rank: int = Field(5, ge=1, le=100, description="1 = most trusted")
-    default_country: str = Field("NL", pattern=r"^[A-Z]{2}$")
+    default_country: str = Field(
+        "NL",
+        pattern=r"^[A-Z]{2}$",
+        description="ISO 3166-1 alpha-2 country of rows that send none (or not a two-letter one): phone numbers "
+        "and postcodes are read as that country's",
+    )
     retention_days: int | None = Field(
         None, ge=1,
         description="days a row is kept (`cdp privacy retention`: person rows with their events, or event rows); none = kept",
     )
-    jdbc: JdbcConfig | None = None
+    jdbc: JdbcConfig | None = Field(None, description="connection and table of a format: jdbc source")
 
     @check
     def _known_mapping_fields(self) -> Iterator[Problem]:

@@ -64,7 +64,9 @@ NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 class BlockingRule(Strict):
     """Pairs of records whose key expressions are all equal (and not null or blank)."""
 
-    name: str = Field(..., pattern=NAME_PATTERN)
+    name: str = Field(
+        ..., pattern=NAME_PATTERN, description="rule name (lower case), named in reports and training.blocking_rules"
+    )
     keys: list[str] = Field(..., min_length=1, description="column names or key functions, see blocking.py")
 
     @check
@@ -87,11 +89,26 @@ class BlockingRule(Strict):
 class ComparisonConfig(Strict):
     """One comparison: a registered function applied to one or more columns."""
 
-    name: str = Field(..., pattern=NAME_PATTERN)
-    function: str
-    columns: list[str] = Field(..., min_length=1)
-    arguments: dict[str, Any] = Field(default_factory=dict)
-    term_frequency_adjustments: bool = False
+    name: str = Field(
+        ..., pattern=NAME_PATTERN, description="comparison name (lower case): its levels and weights are reported under it"
+    )
+    function: str = Field(
+        ...,
+        description="a registered comparison (registry COMPARISONS: jaro_winkler, levenshtein, exact, date, "
+        "email, phone, postcode, address, name_swap)",
+    )
+    columns: list[str] = Field(
+        ..., min_length=1, description="silver.records columns it compares (address and name_swap take several)"
+    )
+    arguments: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments of the function (e.g. thresholds), checked against it when the config loads",
+    )
+    term_frequency_adjustments: bool = Field(
+        False,
+        description="agreement on a rare value weighs more than on a common one: the exact level's u becomes "
+        "the value's frequency among the records",
+    )
     tf_minimum_u_value: float = Field(
         1e-4, gt=0, lt=1, description="floor of the term frequency replacing u at the exact level"
     )
@@ -144,7 +161,7 @@ class TrainingConfig(Strict):
         2_000_000, ge=1_000, le=1_000_000_000, description="random record pairs for the u probabilities"
     )
     seed: int = Field(42, description="seed of the u sample (a hash of record key and seed)")
-    max_iterations: int = Field(25, ge=1, le=1_000)
+    max_iterations: int = Field(25, ge=1, le=1_000, description="most EM iterations per training session")
     tolerance: float = Field(1e-5, gt=0, lt=1, description="stop when no m or prior moves more than this")
     blocking_rules: list[str] = Field(
         default_factory=list,
@@ -183,7 +200,9 @@ class TrainingConfig(Strict):
 class DeterministicConfig(Strict):
     """Identifier links: records that share an identifier value are the same person."""
 
-    enabled: bool = True
+    enabled: bool = Field(
+        True, description="link records sharing an identifier value; false: probabilistic edges only"
+    )
     id_types: list[IdType] = Field(
         default_factory=lambda: [ID_CUSTOMER_NUMBER, ID_LOYALTY_CARD, ID_EMAIL],
         description="phone is off by default: landlines are shared within households",
@@ -216,23 +235,51 @@ class ClusteringConfig(Strict):
     """Connected components of the accepted edges (connected_components.py)."""
 
     engine: Literal["auto", "scipy", "star", "graphframes"] = Field(
-        "auto", description="auto: scipy on the driver up to driver_edge_limit edges, else large-star/small-star"
+        "auto",
+        description="auto: scipy on the driver up to driver_edge_limit edges, else star (large-star/small-star "
+        "on DataFrames); graphframes: GraphFrames' connectedComponents (its jar on the classpath; not over Spark Connect)",
     )
-    driver_edge_limit: int = Field(5_000_000, ge=0)
-    checkpoint_every: int = Field(2, ge=1, le=100, description="rounds of large-star/small-star between checkpoints")
+    driver_edge_limit: int = Field(
+        5_000_000,
+        ge=0,
+        description="engine auto: graphs with at most this many edges are solved on the driver with scipy "
+        "(two integer columns collected), larger ones with large-star/small-star",
+    )
+    checkpoint_every: int = Field(
+        2, ge=1, le=100, description="rounds between checkpoints of the star and graphframes engines"
+    )
     checkpoint: Literal["local", "reliable"] = Field(
-        "local", description="localCheckpoint, or checkpoint to the session's checkpoint dir"
+        "local",
+        description="local: checkpoints on the executors' disks (no checkpoint dir needed); reliable: in the "
+        "session's checkpoint dir (<lake.root>/_checkpoints when the session had none)",
     )
-    max_iterations: int = Field(200, ge=1, le=10_000)
+    max_iterations: int = Field(
+        200, ge=1, le=10_000, description="most large-star/small-star rounds; a graph not converged by then fails the run"
+    )
 
 
 class GuardConfig(Strict):
     """Over-merge guard (guard.py): split clusters that are too large or hang on a weak bridge."""
 
-    enabled: bool = True
-    max_cluster_size: int = Field(50, ge=2)
-    strict_threshold_probability: float = Field(0.999, gt=0, lt=1)
-    bridge_detection: bool = True
+    enabled: bool = Field(True, description="check clusters for over-merging; false: clusters as the graph connects them")
+    max_cluster_size: int = Field(
+        50,
+        ge=2,
+        description="a cluster with more records is re-clustered with its strong edges only (identifier links, "
+        "probabilities at or above strict_threshold_probability)",
+    )
+    strict_threshold_probability: float = Field(
+        0.999,
+        gt=0,
+        lt=1,
+        description="probabilistic edges at or above it are strong: kept by the size split, never cut as a "
+        "weak bridge (at least threshold_probability)",
+    )
+    bridge_detection: bool = Field(
+        True,
+        description="cut a weak edge that is the only link between two parts of a cluster, each of at least "
+        "bridge_min_side records",
+    )
     bridge_min_side: int = Field(
         2, ge=1, description="a weak bridge counts when both sides keep at least this many records"
     )
@@ -242,9 +289,18 @@ class GuardConfig(Strict):
 class ModelRefConfig(Strict):
     """Registered model the match job scores with: a version, an alias, or (neither) the latest."""
 
-    name: str = Field("cdp-match", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    version: int | None = Field(None, ge=1)
-    alias: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    name: str = Field(
+        "cdp-match",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="MLflow registered model that training adds versions to and the match job scores with",
+    )
+    version: int | None = Field(None, ge=1, description="score with this model version; null: see alias")
+    alias: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z][A-Za-z0-9_-]*$",
+        description="score with the version this MLflow alias points to (e.g. champion); with neither version "
+        "nor alias: the latest version",
+    )
 
     @check
     def _version_or_alias(self) -> Iterator[Problem]:
@@ -294,9 +350,17 @@ class MatchConfig(Strict):
         "dedupe",
         description="dedupe and link_and_dedupe: all pairs; link_only: pairs between different sources only",
     )
-    blocking_rules: list[BlockingRule] = Field(default_factory=_default_rules, min_length=1)
+    blocking_rules: list[BlockingRule] = Field(
+        default_factory=_default_rules,
+        min_length=1,
+        description="candidate pairs: records agreeing on every key of at least one rule are compared",
+    )
     max_block_size: int = Field(2_000, ge=2, description="larger blocks are skipped and reported")
-    comparisons: list[ComparisonConfig] = Field(default_factory=_default_comparisons, min_length=1)
+    comparisons: list[ComparisonConfig] = Field(
+        default_factory=_default_comparisons,
+        min_length=1,
+        description="how a pair is compared: one comparison per fact, each giving a level whose m and u weigh the pair",
+    )
     term_frequency_resolution: float = Field(
         0.25,
         ge=0,
@@ -309,12 +373,18 @@ class MatchConfig(Strict):
             "the model at training"
         ),
     )
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    training: TrainingConfig = Field(
+        default_factory=TrainingConfig, description="how `cdp match train` estimates the model (EM)"
+    )
     threshold_probability: float = Field(0.9, gt=0, lt=1, description="pairs at or above it become edges")
-    deterministic: DeterministicConfig = Field(default_factory=DeterministicConfig)
-    clustering: ClusteringConfig = Field(default_factory=ClusteringConfig)
-    guard: GuardConfig = Field(default_factory=GuardConfig)
-    model: ModelRefConfig = Field(default_factory=ModelRefConfig)
+    deterministic: DeterministicConfig = Field(
+        default_factory=DeterministicConfig, description="identifier links, added to the probabilistic edges"
+    )
+    clustering: ClusteringConfig = Field(
+        default_factory=ClusteringConfig, description="connected components of the edges (the clusters)"
+    )
+    guard: GuardConfig = Field(default_factory=GuardConfig, description="the over-merge guard, after clustering")
+    model: ModelRefConfig = Field(default_factory=ModelRefConfig, description="the registered model the job scores with")
 
     @check
     def _unique_rule_names(self) -> Iterator[Problem]:

@@ -10,16 +10,34 @@ from jobs.common.config import Problem, Strict, check
 
 
 class SegmentConfig(Strict):
-    name: str = Field(..., pattern=r"^[a-z][a-z0-9_]*$")
-    description: str = ""
-    rule: str = Field(..., min_length=1)
-    consent: Literal["email", "sms", "post", "phone"] | None = None
-    exports: list[Literal["email_csv", "hashed_audience"]] = Field(default_factory=list)
+    """One segment: a rule over golden.profiles, the consent it needs, its audience exports."""
+
+    name: str = Field(
+        ...,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="segment name (lower case) in segments.membership; rfm_* is reserved while rfm_micro_segments is on",
+    )
+    description: str = Field("", description="free text for people; the jobs do not read it")
+    rule: str = Field(
+        ..., min_length=1, description="condition over golden.profiles columns (docs/segment-rules.md), parsed, never run as SQL"
+    )
+    consent: Literal["email", "sms", "post", "phone"] | None = Field(
+        None, description="members also need this consent channel (consent_<channel> true); null: none needed"
+    )
+    exports: list[Literal["email_csv", "hashed_audience"]] = Field(
+        default_factory=list,
+        description="audience files written each run under export_dir: email_csv (addresses with e-mail consent, "
+        "for an e-mail tool), hashed_audience (SHA-256 of e-mail and phone, for ad platforms)",
+    )
 
 
 class SegmentsConfig(Strict):
-    segments: list[SegmentConfig] = Field(default_factory=list)
-    rfm_micro_segments: bool = True
+    """Segments evaluated on golden.profiles each run, with membership history and exports."""
+
+    segments: list[SegmentConfig] = Field(default_factory=list, description="the rule segments, each a person's membership")
+    rfm_micro_segments: bool = Field(
+        True, description="also put every person with RFM scores in one rfm_* micro-segment (champions, at_risk, ...)"
+    )
     export_dir: str = Field("exports", description="folder under lake.root for audience files")
     hashed_phone_format: Literal["e164", "digits"] = Field(
         "e164",

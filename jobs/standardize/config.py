@@ -257,7 +257,9 @@ class TitleRule(Strict):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    gender: Gender | None = None
+    gender: Gender | None = Field(
+        None, description="gender the title implies (m, f, x); null: it implies none (dr, ir, prof)"
+    )
     canonical: str | None = Field(None, description="form written to `title`; default: the key")
 
     @check
@@ -271,8 +273,10 @@ class CleanserRef(Strict):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    name: str
-    args: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(..., description="a registered column cleanser (registry CLEANSERS: upper, alphanumeric, ...)")
+    args: dict[str, Any] = Field(
+        default_factory=dict, description="its keyword arguments, checked against its signature when the config loads"
+    )
 
 
 class PostcodeRule(Strict):
@@ -294,14 +298,26 @@ class PlaceholderConfig(Strict):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    generic: list[str] = Field(default_factory=lambda: list(DEFAULT_GENERIC_PLACEHOLDERS))
+    generic: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_GENERIC_PLACEHOLDERS),
+        description="values meaning 'no value' in any of generic_fields (compared trimmed, lower case)",
+    )
     generic_patterns: list[str] = Field(
         default_factory=lambda: [r"^[^\p{L}\p{N}]+$"],
         description="Java regexes on the trimmed value; the default: nothing but punctuation",
     )
-    generic_fields: list[str] = Field(default_factory=lambda: list(DEFAULT_GENERIC_FIELDS))
-    email: list[str] = Field(default_factory=lambda: list(DEFAULT_EMAIL_PLACEHOLDERS))
-    email_patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_EMAIL_PLACEHOLDER_PATTERNS))
+    generic_fields: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_GENERIC_FIELDS),
+        description="canonical fields that generic and generic_patterns apply to",
+    )
+    email: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_EMAIL_PLACEHOLDERS),
+        description="placeholder e-mail addresses (compared lower case, as sent and after typo correction)",
+    )
+    email_patterns: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_EMAIL_PLACEHOLDER_PATTERNS),
+        description="Java regexes on the normalised address; a match is a placeholder (noreply@, @example.com)",
+    )
     phone: list[str] = Field(default_factory=lambda: list(DEFAULT_PHONE_PLACEHOLDERS), description="digits only")
     phone_repeated_digit: bool = Field(True, description="a number of one repeated digit is a placeholder")
     birth_date: list[str] = Field(
@@ -349,13 +365,34 @@ class StandardizeConfig(Strict):
         "later steps use earlier results (phones and addresses use the country)",
     )
     # names
-    titles: dict[str, TitleRule] = Field(default_factory=lambda: {k: TitleRule(**v) for k, v in DEFAULT_TITLES.items()})
-    postnominal_titles: list[str] = Field(default_factory=lambda: list(DEFAULT_POSTNOMINALS))
-    gender_values: dict[str, Gender] = Field(default_factory=lambda: dict(DEFAULT_GENDER_VALUES))
-    gender_unknown_values: list[str] = Field(default_factory=lambda: list(DEFAULT_GENDER_UNKNOWN))
+    titles: dict[str, TitleRule] = Field(
+        default_factory=lambda: {k: TitleRule(**v) for k, v in DEFAULT_TITLES.items()},
+        description="salutations and titles before a name (key lower case, without dots) -> what they mean; "
+        "taken out of the name into `title`",
+    )
+    postnominal_titles: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_POSTNOMINALS),
+        description="titles after a name (msc, phd), matched with or without dots in any case; taken out of the name",
+    )
+    gender_values: dict[str, Gender] = Field(
+        default_factory=lambda: dict(DEFAULT_GENDER_VALUES),
+        description="gender values as sent (lower case, without dots) -> m, f or x; other values are flagged invalid",
+    )
+    gender_unknown_values: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_GENDER_UNKNOWN),
+        description="gender values meaning 'unknown': null gender, not flagged (the title may still give one)",
+    )
     gender_from_title: bool = Field(True, description="derive gender from the salutation when the source sends none")
-    particles: list[str] = Field(default_factory=lambda: list(DEFAULT_PARTICLES))
-    particle_abbreviations: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_PARTICLE_ABBREVIATIONS))
+    particles: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PARTICLES),
+        description="family-name particles (van, de, van der, von, ...) split off into name_particle; "
+        "family names are matched without them",
+    )
+    particle_abbreviations: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_PARTICLE_ABBREVIATIONS),
+        description="abbreviated particles -> the particle (v.d. -> van der), per token in any case; a single "
+        "letter with a dot (v.) only in lower case, as V. is an initial",
+    )
     recase_names: bool = Field(
         True, description="title-case names sent all upper or all lower case; mixed case is kept as sent"
     )
@@ -364,14 +401,27 @@ class StandardizeConfig(Strict):
         "strip", description="match forms: ü -> u (strip) or ü -> ue (expand, German convention)"
     )
     # e-mail
-    email_domain_typos: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_EMAIL_DOMAIN_TYPOS))
-    email_tld_typos: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_EMAIL_TLD_TYPOS))
-    email_typo_mode: Literal["correct", "flag"] = "correct"
+    email_domain_typos: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_EMAIL_DOMAIN_TYPOS),
+        description="misspelt e-mail domains -> the intended domain (gmial.com -> gmail.com)",
+    )
+    email_tld_typos: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_EMAIL_TLD_TYPOS),
+        description="misspelt top-level domains -> the intended one (con -> com); the corrected domain is "
+        "then looked up in email_domain_typos too",
+    )
+    email_typo_mode: Literal["correct", "flag"] = Field(
+        "correct",
+        description="a typo domain is replaced (correct, flag email_domain_corrected) or kept "
+        "(flag, flag email_domain_suspect)",
+    )
     email_pattern: str = Field(DEFAULT_EMAIL_PATTERN, description="Java regex on the lower-cased address")
     keep_invalid: list[Literal["email", "postcode"]] = Field(
         default_factory=list, description="fields whose invalid values are kept (flagged) instead of nulled"
     )
-    placeholders: PlaceholderConfig = Field(default_factory=PlaceholderConfig)
+    placeholders: PlaceholderConfig = Field(
+        default_factory=PlaceholderConfig, description="values meaning 'no value': nulled and flagged placeholder:<field>"
+    )
     # phones
     phone_regions: dict[str, str] = Field(
         default_factory=dict,
@@ -380,44 +430,81 @@ class StandardizeConfig(Strict):
     )
     # addresses
     postcode_rules: dict[str, PostcodeRule] = Field(
-        default_factory=lambda: {k: PostcodeRule(**v) for k, v in DEFAULT_POSTCODE_RULES.items()}  # type: ignore[arg-type]
+        default_factory=lambda: {k: PostcodeRule(**v) for k, v in DEFAULT_POSTCODE_RULES.items()},  # type: ignore[arg-type]
+        description="ISO country -> its postcode format; a postcode of such a country that does not match is "
+        "invalid (nulled unless keep_invalid), one of another country is kept in upper case",
     )
-    house_number_suffix_aliases: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_HOUSE_NUMBER_SUFFIX_ALIASES))
+    house_number_suffix_aliases: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_HOUSE_NUMBER_SUFFIX_ALIASES),
+        description="house-number suffixes (upper case, no separators) -> their standard form (HUIS -> HS)",
+    )
     split_street_house_number: bool = Field(
         True, description="take the house number from the street when no house number is sent"
     )
-    city_lowercase_words: list[str] = Field(default_factory=lambda: list(DEFAULT_CITY_LOWER_WORDS))
+    city_lowercase_words: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CITY_LOWER_WORDS),
+        description="words kept lower case when a city name is recased (Alphen aan den Rijn), besides the particles",
+    )
     city_aliases: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_CITY_ALIASES), description="match form -> match form"
     )
-    country_aliases: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_COUNTRY_ALIASES))
+    country_aliases: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_COUNTRY_ALIASES),
+        description="country names and codes as sent (lower case, accents folded) -> ISO 3166-1 alpha-2 code",
+    )
     # dates
-    date_formats: list[str] = Field(default_factory=lambda: list(DEFAULT_DATE_FORMATS), min_length=1)
+    date_formats: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_DATE_FORMATS),
+        min_length=1,
+        description="Spark datetime patterns tried in order for birth dates; the first that parses wins",
+    )
     two_digit_year_pivot: int | None = Field(
         None, ge=0, le=99,
         description="yy <= pivot -> 20yy, else 19yy; None: the reference year (no birth year in the future)",
     )
-    min_birth_year: int = Field(1900, ge=1800, le=2100)
-    min_age_years: int = Field(0, ge=0, le=120)
+    min_birth_year: int = Field(
+        1900, ge=1800, le=2100, description="birth dates before this year are implausible: nulled and flagged invalid"
+    )
+    min_age_years: int = Field(
+        0,
+        ge=0,
+        le=120,
+        description="birth dates less than this many years before the reference date are implausible "
+        "(0: only dates in the future)",
+    )
     reference_date: date | None = Field(None, description="'today' for date checks; None: the run's current date")
     timestamp_formats: list[str] = Field(
         default_factory=lambda: list(DEFAULT_TIMESTAMP_FORMATS),
         description="tried after ISO 8601 and epoch seconds/milliseconds; read as UTC",
     )
     # consent
-    consent_true: list[str] = Field(default_factory=lambda: list(DEFAULT_CONSENT_TRUE))
-    consent_false: list[str] = Field(default_factory=lambda: list(DEFAULT_CONSENT_FALSE))
+    consent_true: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CONSENT_TRUE),
+        description="consent values meaning yes (compared lower case); a value in neither list is unknown (null)",
+    )
+    consent_false: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CONSENT_FALSE), description="consent values meaning no (compared lower case)"
+    )
     # identifiers
     identifier_cleansers: dict[str, list[CleanserRef]] = Field(
         default_factory=_default_identifier_cleansers,
         description="customer_number, loyalty_card, cookie_id, device_id -> column cleansers (registry CLEANSERS)",
     )
     # events
-    event_type_aliases: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_EVENT_TYPE_ALIASES))
-    event_identifier_priority: list[EventIdType] = Field(
-        default_factory=lambda: [ID_CUSTOMER_NUMBER, ID_LOYALTY_CARD, ID_EMAIL, ID_COOKIE, ID_DEVICE]  # type: ignore[list-item]
+    event_type_aliases: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_EVENT_TYPE_ALIASES),
+        description="event types (lower case, spaces as underscores, after the source's event_types) -> "
+        "canonical type (bestelling -> order)",
     )
-    default_currency: str | None = Field("EUR", pattern=r"^[A-Z]{3}$")
+    event_identifier_priority: list[EventIdType] = Field(
+        default_factory=lambda: [ID_CUSTOMER_NUMBER, ID_LOYALTY_CARD, ID_EMAIL, ID_COOKIE, ID_DEVICE],  # type: ignore[list-item]
+        description="identifier types tried in order to tie an event to a person; the first the event has wins",
+    )
+    default_currency: str | None = Field(
+        "EUR",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 currency of amounts that name none (no currency field or symbol); null: unknown",
+    )
 
     @field_validator("titles", mode="before")
     @classmethod
