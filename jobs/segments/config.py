@@ -44,6 +44,13 @@ class SegmentsConfig(Strict):
         description="phone normalisation before hashing in hashed_audience files: e164 keeps the '+' "
         "(Google Customer Match), digits drops it (Meta Custom Audiences)",
     )
+    hashed_audience_consent: Literal["email", "sms", "post", "phone"] | None = Field(
+        None,
+        description="the consent channel whose statement covers matching with ad platforms; hashed_audience "
+        "files hold only persons with that consent true (on top of the segment's own consent). golden.profiles "
+        "has no advertising consent channel, so there is no default: a segment exporting hashed_audience "
+        "while this is unset is a config error",
+    )
 
     def semantic_problems(self, root: Any) -> list[tuple[str, Any, str]]:
         """The load-time checks as (path from the config root, value given, what was expected)."""

@@ -18,6 +18,9 @@ A person who has no profile any more (erased, merged away) leaves every segment.
 
 Exports are always of the whole current membership, so a file is complete whatever kind of run
 wrote it. Suppressed (erased) persons are left out of the membership and, again, of every export.
+A hashed ad audience holds only persons with the consent named by ``hashed_audience_consent``;
+a config that exports one without it is refused before anything is read or written, inside the
+run record (like a missing golden.profiles), so the refusal is a failed row in ops.runs.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.common import schemas as S
-from jobs.common.errors import DataError
+from jobs.common.config import Problem
+from jobs.common.errors import ConfigError, DataError
 from jobs.common.runlog import Run, record_run
+from jobs.segments.rules import export_consent_problems
 
 from .transforms import (
     email_export,
@@ -116,7 +121,10 @@ def write_exports(ctx: "Context", profiles: DataFrame, members: DataFrame, run: 
             if target == "email_csv":
                 rows_df = email_export(profiles, members, seg.name)
             else:
-                rows_df = hashed_audience(profiles, members, seg.name, phone_format=cfg.hashed_phone_format)
+                rows_df = hashed_audience(
+                    profiles, members, seg.name, consent=cfg.hashed_audience_consent,
+                    phone_format=cfg.hashed_phone_format,
+                )
             path = export_path(ctx, seg.name, run.run_id, target)
             rows = write_csv(rows_df, path)
             manifest = export_manifest(
@@ -139,12 +147,16 @@ def run(ctx: "Context", incremental: bool = False) -> dict[str, Any]:
     """
     lake = ctx.lake
     cfg = ctx.cfg.segments
-    if not lake.exists(S.GOLDEN_PROFILES.address):
-        raise DataError(
-            f"segments: table {S.GOLDEN_PROFILES.address} does not exist under {ctx.lake_root}; "
-            "expected the golden stage to have run first"
-        )
     with record_run(lake, JOB, ctx.config_hash, ctx.parent_run_id) as r:
+        # Preconditions inside the run record, so a run refused here is a failed row in ops.runs.
+        unconsented = export_consent_problems(cfg)
+        if unconsented:
+            raise ConfigError([str(Problem(path, given, expected)) for path, given, expected in unconsented])
+        if not lake.exists(S.GOLDEN_PROFILES.address):
+            raise DataError(
+                f"segments: table {S.GOLDEN_PROFILES.address} does not exist under {ctx.lake_root}; "
+                "expected the golden stage to have run first"
+            )
         run_at = ctx.run_at
         profiles = lake.read(S.GOLDEN_PROFILES.address)
         suppressed = _suppressed(ctx, profiles)

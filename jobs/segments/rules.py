@@ -77,7 +77,9 @@ from jobs.common.errors import ConfigError
 if TYPE_CHECKING:
     from jobs.segments.config import SegmentsConfig
 
-__all__ = ["check_rule", "check_segments", "compile_rule", "parse_rule", "relative_date", "RFM_PREFIX"]
+__all__ = [
+    "check_rule", "check_segments", "compile_rule", "export_consent_problems", "parse_rule", "relative_date", "RFM_PREFIX",
+]
 
 # Names starting with this prefix are the RFM micro-segments (transforms.RFM_GRID).
 RFM_PREFIX = "rfm_"
@@ -808,6 +810,11 @@ def check_segments(cfg: "SegmentsConfig") -> list[tuple[str, Any, str]]:
     """Config-time checks of the segments section: (YAML path, value given, what was expected).
 
     Rules are checked against the golden profile schema, so a typo fails before Spark starts.
+    A problem of one segment names it in the expected text ("for segment 'vip'"), next to its
+    YAML path (which stays a plain path: the loader finds the file and line order from it).
+    A segment exporting ``hashed_audience`` needs ``hashed_audience_consent``: golden.profiles
+    has no advertising consent channel, so which statement covers ad-platform matching is the
+    operator's decision, and there is no default (jobs/segments/config.py).
     """
     from jobs.common.schemas import GOLDEN_PROFILES
 
@@ -826,8 +833,28 @@ def check_segments(cfg: "SegmentsConfig") -> list[tuple[str, Any, str]]:
                                                             "(reserved for RFM micro-segments while "
                                                             "rfm_micro_segments is true)"))
         for message in check_rule(seg.rule, schema):
-            problems.append((f"{path}.rule", seg.rule, f"a valid rule: {message}"))
+            problems.append((f"{path}.rule", seg.rule, f"a valid rule for segment '{seg.name}': {message}"))
+        problems.extend(export_consent_problems(cfg, only=i))
     return problems
+
+
+def export_consent_problems(cfg: "SegmentsConfig", only: int | None = None) -> list[tuple[str, Any, str]]:
+    """(path, exports, expected) of every segment (or segment ``only``) exporting hashed_audience
+    while ``hashed_audience_consent`` is unset; the segments job checks this again before it
+    writes anything, for configs built in code rather than loaded."""
+    if cfg.hashed_audience_consent is not None:
+        return []
+    return [
+        (
+            f"segments.segments[{i}].exports",
+            list(seg.exports),
+            f"segments.hashed_audience_consent to be set before segment '{seg.name}' can export hashed_audience: "
+            "the consent channel (email, sms, post or phone) whose statement covers matching with ad platforms; "
+            "it has no default, because golden.profiles has no advertising consent channel",
+        )
+        for i, seg in enumerate(cfg.segments)
+        if (only is None or i == only) and "hashed_audience" in seg.exports
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -913,13 +940,16 @@ class _Compiler:
         raise TypeError(f"unknown rule node {type(node).__name__}")  # pragma: no cover
 
 
-def compile_rule(text: str, schema: StructType, run_date: dt.date) -> Column:
+def compile_rule(text: str, schema: StructType, run_date: dt.date, segment: str | None = None) -> Column:
     """The rule as a boolean Column over a DataFrame with ``schema``; never null.
 
-    Raises ConfigError listing every problem when the rule is invalid. Only ``F.col``,
-    ``F.lit`` and Column methods are used, so no part of the text is ever parsed by Spark SQL.
+    Raises ConfigError listing every problem when the rule is invalid, naming ``segment`` when
+    given (a column that disappeared from the table since the config was validated). Only
+    ``F.col``, ``F.lit`` and Column methods are used, so no part of the text is ever parsed by
+    Spark SQL.
     """
     node, problems = _analyse(text, schema)
     if problems or node is None:
-        raise ConfigError([f"invalid segment rule {_quote(text)}: {p}" for p in problems])
+        where = f" for segment '{segment}'" if segment is not None else ""
+        raise ConfigError([f"invalid segment rule {_quote(text)}{where}: {p}" for p in problems])
     return F.coalesce(_Compiler(schema, run_date).compile(node), F.lit(False))

@@ -5,7 +5,8 @@ jobs/segments/job.py reads the golden profiles and the membership history, calls
 
 Consent is built in rather than left to the caller: a segment that names a consent channel only
 ever holds persons whose ``consent_<channel>`` is true, the e-mail export only ever holds persons
-with e-mail consent, and suppressed (erased) persons never appear anywhere.
+with e-mail consent, a hashed audience only persons with the consent configured for ad-platform
+matching, and suppressed (erased) persons never appear anywhere.
 """
 
 from __future__ import annotations
@@ -216,7 +217,7 @@ def evaluate_segments(
     require_columns(needed, profiles.columns, "evaluate_segments(profiles)")
     labels: list[Column] = []
     for seg in cfg.segments:
-        cond = compile_rule(seg.rule, profiles.schema, run_date)
+        cond = compile_rule(seg.rule, profiles.schema, run_date, segment=seg.name)
         if seg.consent:
             cond = cond & _consent(seg.consent)
         labels.append(F.when(cond, F.lit(seg.name)))
@@ -434,9 +435,9 @@ def hashed_audience(
     profiles: DataFrame,
     members: DataFrame,
     segment: str,
+    consent: ConsentChannel,
     phone_format: PhoneFormat = "e164",
     include_person_id: bool = False,
-    consent: ConsentChannel | None = None,
 ) -> DataFrame:
     """An ad-platform audience file: email_sha256, phone_sha256 (lower-case SHA-256 hex).
 
@@ -447,19 +448,23 @@ def hashed_audience(
     - phone, ``phone_format="digits"`` (Meta Custom Audiences): digits only with the country code,
       no '+' and no leading zeros, e.g. '31612345678'.
     A value that does not validate is left out (null), and a person with neither is dropped.
-    person_id is left out by default: ad platforms must not receive our ids. ``consent`` restricts
-    the file to persons with that consent on top of the segment's own consent (applied when the
-    membership was evaluated). Without person_id the rows are de-duplicated; sorted either way.
+    person_id is left out by default: ad platforms must not receive our ids. ``consent`` is
+    required: the channel whose consent covers matching with ad platforms (the config's
+    ``hashed_audience_consent``); only persons with that consent explicitly true are in the file,
+    on top of the segment's own consent (applied when the membership was evaluated). Uploading a
+    person's hashed e-mail to an ad platform is processing for advertising, which needs its own
+    consent (GDPR art. 6(1)(a)); membership of a segment does not imply it. Without person_id
+    the rows are de-duplicated; sorted either way.
     """
-    if consent is not None and consent not in CONSENT_CHANNELS:
-        raise ConfigError(f"consent: got {consent!r}; expected one of {', '.join(CONSENT_CHANNELS)}")
-    needed = [PERSON_ID, "email", "phone"] + ([f"consent_{consent}"] if consent else [])
-    require_columns(needed, profiles.columns, "hashed_audience(profiles)")
+    if consent not in CONSENT_CHANNELS:
+        raise ConfigError(
+            f"hashed_audience consent: got {consent!r}; expected one of {', '.join(CONSENT_CHANNELS)} "
+            "(the channel whose consent covers matching with ad platforms)"
+        )
+    require_columns([PERSON_ID, "email", "phone", f"consent_{consent}"], profiles.columns, "hashed_audience(profiles)")
     email = normalised_email(F.col("email"))
     phone = normalised_phone(F.col("phone"), phone_format)
-    rows = _members_of(profiles, members, segment)
-    if consent is not None:
-        rows = rows.where(_consent(consent))
+    rows = _members_of(profiles, members, segment).where(_consent(consent))
     hashed = rows.select(
         F.col(PERSON_ID),
         F.sha2(email, 256).alias("email_sha256"),

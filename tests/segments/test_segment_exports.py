@@ -21,24 +21,30 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+# consent_sms plays the channel configured for ad-platform matching (hashed_audience_consent).
 PROFILES = [
     dict(person_id="p1", email=" Jan@Example.NL ", phone="+31 6 1234 5678", given_name="Jan", name_particle="van der",
-         family_name="Berg", full_name="Jan van der Berg", consent_email=True),
+         family_name="Berg", full_name="Jan van der Berg", consent_email=True, consent_sms=True),
     dict(person_id="p2", email="anna@example.nl", phone="0031612340000", given_name="Anna", family_name="de Vries",
-         name_particle="de", consent_email=False),
+         name_particle="de", consent_email=False, consent_sms=True),
     dict(person_id="p3", email="piet@example", phone="0612345678", given_name="Piet", family_name="Jansen",
-         consent_email=True),
+         consent_email=True, consent_sms=True),
     dict(person_id="p4", email="kees@example.nl", phone=None, given_name="Kees", family_name="Smit",
          consent_email=None, consent_sms=True),
     dict(person_id="p5", email="jan@example.nl", phone="+31612345678", given_name="Marie", name_particle="van der",
-         family_name="Berg", full_name="Marie van der Berg", consent_email=True),
+         family_name="Berg", full_name="Marie van der Berg", consent_email=True, consent_sms=True),
     dict(person_id="p6", email="sara@example.nl", given_name="Sara", name_particle="'t", family_name="Hart",
-         consent_email=True),
+         consent_email=True, consent_sms=True),
     dict(person_id="p7", email="x@example.nl", phone="+31600000007", given_name="Not", family_name="Member",
-         consent_email=True),
-    dict(person_id="p8", email=None, phone=None, consent_email=True),
+         consent_email=True, consent_sms=True),
+    dict(person_id="p8", email=None, phone=None, consent_email=True, consent_sms=True),
+    # e-mail consent, but no consent for ad matching (false, unknown): in the e-mail file only
+    dict(person_id="p9", email="nina@example.nl", phone="+31600000009", given_name="Nina", family_name="Bakker",
+         consent_email=True, consent_sms=False),
+    dict(person_id="p10", email="otto@example.nl", phone="+31600000010", given_name="Otto", family_name="Vos",
+         consent_email=True, consent_sms=None),
 ]
-MEMBERS = [(p, "vip") for p in ("p1", "p2", "p3", "p4", "p5", "p6", "p8")] + [("p7", "other")]
+MEMBERS = [(p, "vip") for p in ("p1", "p2", "p3", "p4", "p5", "p6", "p8", "p9", "p10")] + [("p7", "other")]
 
 
 @pytest.fixture()
@@ -53,8 +59,10 @@ def test_email_export_keeps_only_consenting_valid_addresses_once(frames) -> None
     assert [tuple(r) for r in got.collect()] == [
         # p1 and p5 share an address: one mail, to the smallest person id; trimmed and lower-cased
         ("p1", "jan@example.nl", "Jan", "van der Berg", "Jan van der Berg"),
+        ("p10", "otto@example.nl", "Otto", "Vos", "Otto Vos"),
         # p2: consent false; p3: invalid address; p4: unknown consent; p7: not in the segment; p8: no e-mail
         ("p6", "sara@example.nl", "Sara", "'t Hart", "Sara 't Hart"),
+        ("p9", "nina@example.nl", "Nina", "Bakker", "Nina Bakker"),
     ]
 
 
@@ -63,7 +71,7 @@ def test_hashed_audience_normalises_and_hashes_like_the_ad_platforms(frames) -> 
     assert sha("jan@example.nl") == "".join(  # an independent reference value
         hashlib.sha256(" Jan@Example.NL ".strip().lower().encode()).hexdigest()
     )
-    google = hashed_audience(profiles, members, "vip")
+    google = hashed_audience(profiles, members, "vip", consent="sms")
     assert google.columns == ["email_sha256", "phone_sha256"]  # no person ids for ad platforms
     expected_google = [
         (sha("jan@example.nl"), sha("+31612345678")),  # p1 and p5: the same values, one row
@@ -71,10 +79,11 @@ def test_hashed_audience_normalises_and_hashes_like_the_ad_platforms(frames) -> 
         (sha("kees@example.nl"), None),
         (sha("sara@example.nl"), None),
     ]
-    # p3: no dot in the e-mail domain and a phone without country code: nothing to match; p8: nothing
+    # p3: no dot in the e-mail domain and a phone without country code: nothing to match; p8: nothing;
+    # p9 and p10: no consent for ad matching (false, unknown), although e-mail consent
     assert [tuple(r) for r in google.collect()] == sorted(expected_google)  # sorted by email hash
 
-    meta = hashed_audience(profiles, members, "vip", phone_format="digits", include_person_id=True)
+    meta = hashed_audience(profiles, members, "vip", consent="sms", phone_format="digits", include_person_id=True)
     assert meta.columns == ["person_id", "email_sha256", "phone_sha256"]
     assert {r["person_id"]: r["phone_sha256"] for r in meta.collect()} == {
         "p1": sha("31612345678"),  # Meta: digits with country code, no '+'
@@ -83,9 +92,20 @@ def test_hashed_audience_normalises_and_hashes_like_the_ad_platforms(frames) -> 
         "p5": sha("31612345678"),
         "p6": None,
     }
-    sms_only = hashed_audience(profiles, members, "vip", consent="sms")
-    assert [tuple(r) for r in sms_only.collect()] == [(sha("kees@example.nl"), None)]
+    by_email_consent = hashed_audience(profiles, members, "vip", consent="email", include_person_id=True)
+    assert [r["person_id"] for r in by_email_consent.collect()] == ["p1", "p10", "p5", "p6", "p9"]
     assert all(len(h) == 64 and h == h.lower() for r in google.collect() for h in r if h)
+
+
+@pytest.mark.parametrize("consent", [None, "ads", "consent_email"])
+def test_hashed_audience_refuses_to_run_without_a_consent_channel(frames, consent) -> None:  # noqa: ANN001
+    profiles, members = frames
+    with pytest.raises(ConfigError) as err:
+        hashed_audience(profiles, members, "vip", consent=consent)
+    assert err.value.problems == [
+        f"hashed_audience consent: got {consent!r}; expected one of email, sms, post, phone "
+        "(the channel whose consent covers matching with ad platforms)"
+    ]
 
 
 def test_manifest_and_hash_method() -> None:
@@ -110,12 +130,12 @@ def test_manifest_and_hash_method() -> None:
 
 def test_hashes_match_known_reference_values(spark: SparkSession, make_profiles) -> None:  # noqa: ANN001
     profiles = make_profiles([
-        dict(person_id="a", email="  TEST@Example.com", phone="+31 6 12345678"),
-        dict(person_id="b", email="jan@example.nl", phone="+31612345678"),
+        dict(person_id="a", email="  TEST@Example.com", phone="+31 6 12345678", consent_post=True),
+        dict(person_id="b", email="jan@example.nl", phone="+31612345678", consent_post=True),
     ])
     members = spark.createDataFrame([("a", "s"), ("b", "s")], "person_id string, segment string")
     got = {r["person_id"]: (r["email_sha256"], r["phone_sha256"])
-           for r in hashed_audience(profiles, members, "s", include_person_id=True).collect()}
+           for r in hashed_audience(profiles, members, "s", consent="post", include_person_id=True).collect()}
     phone = "fab7be8a931d1088a82f6acf9e468aaf6a3accc07d5112ee5d6fca93281e1583"  # sha256('+31612345678')
     assert hashlib.sha256(b"+31612345678").hexdigest() == phone
     assert got == {

@@ -27,6 +27,7 @@ SEGMENTS = {
         {"name": "big", "rule": "total_revenue >= 100"},
     ],
     "rfm_micro_segments": False,
+    "hashed_audience_consent": "sms",  # the channel covering ad-platform matching in these tests
 }
 RECENT = dt.datetime(2024, 6, 1, 12, 0)
 OLD = dt.datetime(2023, 1, 1, 12, 0)
@@ -34,7 +35,7 @@ OLD = dt.datetime(2023, 1, 1, 12, 0)
 
 def person(pid: str, **kw: Any) -> dict[str, Any]:
     base = dict(person_id=pid, email=f"{pid}@example.nl", phone=None, given_name=pid.upper(), family_name="Test",
-                consent_email=True, total_revenue=Decimal("10"), last_order_at=OLD)
+                consent_email=True, consent_sms=True, total_revenue=Decimal("10"), last_order_at=OLD)
     base.update(kw)
     return base
 
@@ -146,6 +147,7 @@ def test_exports_consent_suppression_hashes_and_manifests(ctx, spark: SparkSessi
         person("p4", email="erased@example.nl", last_order_at=RECENT),  # suppressed by e-mail hash
         person("p5", email=None, phone="+31699999999", consent_email=True, last_order_at=RECENT),  # suppressed phone
         person("p6", last_order_at=OLD),  # not in the segment
+        person("p7", consent_sms=False, phone="+31677777777", last_order_at=RECENT),  # e-mail yes, ad matching no
     ])
     suppression = [
         {"id_type": "email", "id_hash": salted_hash(SALT, "email", "erased@example.nl"), "request_id": "r1",
@@ -156,8 +158,9 @@ def test_exports_consent_suppression_hashes_and_manifests(ctx, spark: SparkSessi
     ctx.lake.append_rows(PRIVACY_SUPPRESSION.address, suppression, PRIVACY_SUPPRESSION.schema)
     result = job.run(ctx)
     run_id = result["run_id"]
-    assert result["members"] == {"recent": 2}  # p1, p2: consented, not suppressed
-    assert result["exports"] == {"recent.email_csv": 2, "recent.hashed_audience": 2}
+    assert result["members"] == {"recent": 3}  # p1, p2, p7: consented to e-mail, not suppressed
+    # p7 has no consent for ad matching (consent_sms, the configured channel): in the e-mail file only
+    assert result["exports"] == {"recent.email_csv": 3, "recent.hashed_audience": 2}
 
     folder = os.path.join(ctx.lake_root, "exports", "recent", run_id)
     emails = read_csv(os.path.join(folder, "email_csv.csv"))
@@ -166,6 +169,8 @@ def test_exports_consent_suppression_hashes_and_manifests(ctx, spark: SparkSessi
          "full_name": "Jan van der Berg"},
         {"person_id": "p2", "email": "test@example.com", "given_name": "Test", "family_name": "Test",
          "full_name": "Test Test"},
+        {"person_id": "p7", "email": "p7@example.nl", "given_name": "P7", "family_name": "Test",
+         "full_name": "P7 Test"},
     ]
     hashed = read_csv(os.path.join(folder, "hashed_audience.csv"))
     jan = hashlib.sha256(b"jan@example.nl").hexdigest()
@@ -195,8 +200,14 @@ def test_exports_consent_suppression_hashes_and_manifests(ctx, spark: SparkSessi
     }
     table = {r.target: r for r in ctx.lake.read(SEGMENT_EXPORTS.address).collect()}
     assert sorted(table) == ["email_csv", "hashed_audience"]
-    assert (table["email_csv"].rows, table["email_csv"].hash_method, table["email_csv"].run_id) == (2, "none", run_id)
-    assert table["hashed_audience"].export_id == manifest["export_id"]
+    assert (table["email_csv"].rows, table["email_csv"].hash_method, table["email_csv"].run_id) == (3, "none", run_id)
+    assert (table["hashed_audience"].export_id, table["hashed_audience"].rows) == (manifest["export_id"], 2)
+    runs = {r.run_id: r for r in ctx.lake.read(OPS_RUNS.address).where("job = 'segments'").collect()}
+    assert runs[run_id].metrics["export_rows.recent.hashed_audience"] == "2"
+    with open(os.path.join(folder, "hashed_audience.csv"), encoding="utf-8") as fh:
+        hashed_text = fh.read()
+    for value in ("p7@example.nl", "+31677777777", "31677777777"):
+        assert hashlib.sha256(value.encode()).hexdigest() not in hashed_text
 
     # no value of a suppressed or non-consenting person in any file
     text = "".join(open(os.path.join(folder, f), encoding="utf-8").read() for f in os.listdir(folder))
@@ -205,9 +216,38 @@ def test_exports_consent_suppression_hashes_and_manifests(ctx, spark: SparkSessi
         assert value not in text
 
 
-def test_missing_profiles_fail_clearly(ctx) -> None:  # noqa: ANN001
+def _failed_runs(ctx) -> list:  # noqa: ANN001
+    return [(r.status, r.error, r.ended_at is not None)
+            for r in ctx.lake.read(OPS_RUNS.address).where("job = 'segments'").collect()]
+
+
+def test_missing_profiles_fail_clearly_and_leave_a_failed_run(ctx) -> None:  # noqa: ANN001
     from jobs.common.errors import DataError
 
-    with pytest.raises(DataError, match=r"segments: table golden.profiles does not exist under .*; expected the "
-                                        r"golden stage to have run first"):
+    with pytest.raises(DataError) as err:
         job.run(ctx)
+    expected = (f"segments: table golden.profiles does not exist under {ctx.lake_root}; expected the golden stage "
+                "to have run first")
+    assert str(err.value) == expected
+    assert _failed_runs(ctx) == [("failed", f"DataError: {expected}", True)]
+    assert not ctx.lake.exists(SEGMENT_MEMBERSHIP.address)
+
+
+def test_hashed_audience_without_ad_consent_is_refused_before_anything_is_written(make_ctx, spark) -> None:  # noqa: ANN001
+    """A config built in code skips the load-time checks; the job refuses it as a failed run."""
+    from jobs.common.errors import ConfigError
+
+    no_ad_consent = {k: v for k, v in SEGMENTS.items() if k != "hashed_audience_consent"}
+    ctx = make_ctx(segments=no_ad_consent, run={"date": "2024-06-15"}, privacy={"salt": SALT})
+    write_profiles(ctx, spark, [person("a", last_order_at=RECENT)])
+    with pytest.raises(ConfigError) as err:
+        job.run(ctx)
+    assert err.value.problems == [
+        "segments.segments[0].exports: got ['email_csv', 'hashed_audience']; expected "
+        "segments.hashed_audience_consent to be set before segment 'recent' can export hashed_audience: the consent "
+        "channel (email, sms, post or phone) whose statement covers matching with ad platforms; it has no default, "
+        "because golden.profiles has no advertising consent channel"
+    ]
+    assert _failed_runs(ctx) == [("failed", "ConfigError: invalid configuration (1 problem):", True)]
+    assert not ctx.lake.exists(SEGMENT_MEMBERSHIP.address)
+    assert not os.path.exists(os.path.join(ctx.lake_root, "exports"))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import Field
 
 from jobs.common.config import Strict, load_config
@@ -192,13 +193,13 @@ def test_check_segments_reports_paths_values_and_expectations() -> None:
     )
     assert check_segments(cfg) == [
         ("segments.segments[2].rule", "totl_revenue >= 100",
-         "a valid rule: unknown column 'totl_revenue' at position 1 "
+         "a valid rule for segment 'typo': unknown column 'totl_revenue' at position 1 "
          "(did you mean 'total_revenue', 'orders_revenue' or 'receipts_revenue'?)"),
         ("segments.segments[3].name", "vip", "a unique segment name; 'vip' is already segments.segments[0].name"),
         ("segments.segments[3].rule", "city = 5 or 1=1; drop",
-         "a valid rule: ';' is not allowed at position 16 (a rule is one condition, not SQL statements)"),
+         "a valid rule for segment 'vip': ';' is not allowed at position 16 (a rule is one condition, not SQL statements)"),
         ("segments.segments[3].rule", "city = 5 or 1=1; drop",
-         "a valid rule: SQL keyword 'drop' is not allowed at position 18"),
+         "a valid rule for segment 'vip': SQL keyword 'drop' is not allowed at position 18"),
         ("segments.segments[4].name", "rfm_champions",
          "a name that does not start with 'rfm_' (reserved for RFM micro-segments while rfm_micro_segments is true)"),
     ]
@@ -226,6 +227,7 @@ def test_yaml_fixtures_through_load_config(tmp_path: Path) -> None:
     env = _write(tmp_path, "local.yaml", f"include: {{segments: {here / 'segments_valid.yaml'}}}\n")
     cfg = load_config(env, model=_Root).model.segments
     assert [s.name for s in cfg.segments] == ["loyal_spenders", "dog_owners", "boomers_in_randstad"]
+    assert cfg.hashed_audience_consent == "sms"
 
     env = _write(tmp_path, "broken.yaml", f"include: {{segments: {here / 'segments_broken.yaml'}}}\n")
     with pytest.raises(ConfigError) as err:
@@ -233,13 +235,44 @@ def test_yaml_fixtures_through_load_config(tmp_path: Path) -> None:
     shown = os.path.relpath(here / "segments_broken.yaml")
     assert str(err.value) == (
         "invalid configuration (3 problems):\n"
-        f"  - {shown}: segments.segments[0].rule: got 'totl_revenue >= 100'; expected a valid rule: unknown column "
-        "'totl_revenue' at position 1 (did you mean 'total_revenue', 'orders_revenue' or 'receipts_revenue'?)\n"
-        f"  - {shown}: segments.segments[1].rule: got \"email = 'a' or 1=1 --\"; expected a valid rule: "
-        "comment '--' is not allowed at position 20\n"
+        f"  - {shown}: segments.segments[0].rule: got 'totl_revenue >= 100'; expected a valid rule for segment 'vip': "
+        "unknown column 'totl_revenue' at position 1 (did you mean 'total_revenue', 'orders_revenue' or 'receipts_revenue'?)\n"
+        f"  - {shown}: segments.segments[1].rule: got \"email = 'a' or 1=1 --\"; expected a valid rule for segment "
+        "'dog_owners': comment '--' is not allowed at position 20\n"
         f"  - {shown}: segments.segments[2].name: got 'dog_owners'; expected a unique segment name; "
         "'dog_owners' is already segments.segments[1].name"
     )
+
+
+AD_CONSENT_EXPECTED = (
+    "segments.hashed_audience_consent to be set before segment '{}' can export hashed_audience: the consent "
+    "channel (email, sms, post or phone) whose statement covers matching with ad platforms; it has no default, "
+    "because golden.profiles has no advertising consent channel"
+)
+
+
+def test_hashed_audience_without_an_ad_consent_channel_is_a_config_error(tmp_path: Path) -> None:
+    """A segment's own consent (e-mail) does not cover ad-platform matching: every segment that
+    exports hashed_audience fails while segments.hashed_audience_consent is unset."""
+    fixture = Path(__file__).parent / "fixtures" / "segments_audience_without_consent.yaml"
+    env = _write(tmp_path, "local.yaml", f"include: {{segments: {fixture}}}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(env, model=_Root)
+    shown = os.path.relpath(fixture)
+    assert str(err.value) == (
+        "invalid configuration (2 problems):\n"
+        f"  - {shown}: segments.segments[0].exports: got ['email_csv', 'hashed_audience']; expected "
+        + AD_CONSENT_EXPECTED.format("loyal_spenders") + "\n"
+        f"  - {shown}: segments.segments[1].exports: got ['hashed_audience']; expected "
+        + AD_CONSENT_EXPECTED.format("dog_owners")
+    )
+    # naming the channel makes the same segments valid; e-mail-only exports never needed it
+    cfg = SegmentsConfig.model_validate(yaml.safe_load(fixture.read_text(encoding="utf-8")))
+    assert [p[0] for p in check_segments(cfg)] == ["segments.segments[0].exports", "segments.segments[1].exports"]
+    cfg.hashed_audience_consent = "phone"
+    assert check_segments(cfg) == []
+    only_email = SegmentsConfig(segments=[SegmentConfig(name="news", rule="email_opens >= 1", exports=["email_csv"])])
+    assert check_segments(only_email) == []
 
 
 # --- compiled rules on data ------------------------------------------------------------------
@@ -314,6 +347,12 @@ def test_compile_rule_refuses_invalid_rules_and_never_uses_sql(monkeypatch: pyte
         "';' is not allowed at position 11 (a rule is one condition, not SQL statements)",
         "invalid segment rule 'city = ''a''; drop table x': SQL keyword 'drop' is not allowed at position 13",
         "invalid segment rule 'city = ''a''; drop table x': SQL keyword 'table' is not allowed at position 18",
+    ]
+    with pytest.raises(ConfigError) as err:  # a column gone from the table since validation: the job names the segment
+        compile_rule("city = 'a' and shoe_size > 40", SCHEMA, RUN_DATE, segment="big_feet")
+    assert err.value.problems == [
+        "invalid segment rule 'city = ''a'' and shoe_size > 40' for segment 'big_feet': "
+        "unknown column 'shoe_size' at position 16"
     ]
 
     def forbidden(*_: object, **__: object) -> None:
