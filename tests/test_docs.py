@@ -190,3 +190,115 @@ def test_readme_cluster_section_names_the_installed_versions() -> None:
         assert text in section, f"README 'Running on a cluster' does not mention {text}"
     # under spark-submit the jobs take its --master (tests/common/test_spark.py): no override for it
     assert "spark.master=" not in section
+
+
+# --- segment rule examples: every rule shown in the docs compiles, or is shown with its exact error ---
+
+SEGMENT_RULES = DOCS / "segment-rules.md"
+_FENCED = re.compile(r"```(\w*)\n(.*?)```", re.S)
+_SPAN = re.compile(r"`([^`\n]+)`")
+
+
+def _fenced(text: str, lang: str) -> list[str]:
+    return [body for kind, body in _FENCED.findall(text) if kind == lang]
+
+
+def _table(text: str, header: str) -> list[list[str]]:
+    """The rows (cells, without the header and separator) of the table whose header line is ``header``."""
+    lines = text.split(header + "\n", 1)[1].splitlines()[1:]
+    rows = []
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]])
+    return rows
+
+
+def _rule_like(span: str) -> bool:
+    """A code span in running text that is a whole rule: a comparison between spaces, or 'not ...'."""
+    return bool(re.search(r" (=|!=|<>|<|<=|>|>=) ", span)) or span.startswith("not ")
+
+
+def _doc_rules() -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
+    """(valid rules with where they were found, invalid rule -> the exact messages the docs give)."""
+    text = SEGMENT_RULES.read_text(encoding="utf-8")
+    invalid = {_SPAN.findall(rule)[0]: _SPAN.findall(messages) for rule, messages in _table(text, "| Rule | Message |")}
+    valid: list[tuple[str, str]] = []
+    for name, doc in (("docs/segment-rules.md", text), ("README.md", (ROOT / "README.md").read_text(encoding="utf-8"))):
+        for block in _fenced(doc, "yaml"):
+            for seg in (yaml.safe_load(block) or {}).get("segments", []) if "rule:" in block else []:
+                valid.append((f"{name} yaml", seg["rule"]))
+    examples = text.split("## Examples\n", 1)[1]
+    valid += [("Examples", line) for line in _fenced(examples, "text")[0].splitlines() if line.strip()]
+    for cells in _table(text, "| You write | Meaning |"):
+        valid += [("at a glance", span) for span in _SPAN.findall(cells[0])]
+    prose = "\n".join(ln for ln in _FENCED.sub("", text).splitlines() if not ln.startswith("|"))
+    valid += [("text", span) for span in _SPAN.findall(prose) if _rule_like(span) and span not in invalid]
+    return valid, invalid
+
+
+def test_every_rule_example_in_the_docs_compiles_against_the_profile_schema() -> None:
+    """check_rule is the whole front end of compile_rule (parse and type-check against the schema);
+    compile_rule raises exactly when it reports a problem, and this module starts no Spark."""
+    from jobs.common.schemas import GOLDEN_PROFILES
+    from jobs.segments.rules import check_rule
+
+    valid, _ = _doc_rules()
+    found = {where for where, _ in valid}
+    assert {"docs/segment-rules.md yaml", "Examples", "at a glance", "text"} <= found, found
+    assert len(valid) >= 30
+    problems = {rule: check_rule(rule, GOLDEN_PROFILES.schema) for _, rule in valid}
+    assert {rule: p for rule, p in problems.items() if p} == {}
+
+
+def test_the_invalid_rules_in_the_docs_give_exactly_the_messages_shown() -> None:
+    from jobs.common.schemas import GOLDEN_PROFILES
+    from jobs.segments.rules import check_rule
+
+    _, invalid = _doc_rules()
+    assert len(invalid) == 12
+    assert {rule: check_rule(rule, GOLDEN_PROFILES.schema) for rule in invalid} == invalid
+
+
+def test_the_yaml_example_of_segment_rules_is_a_valid_segments_section() -> None:
+    from jobs.segments.config import SegmentsConfig
+    from jobs.segments.rules import check_segments
+
+    block = _fenced(SEGMENT_RULES.read_text(encoding="utf-8"), "yaml")[0]
+    cfg = SegmentsConfig.model_validate(yaml.safe_load(block))
+    assert (cfg.segments[0].exports, cfg.hashed_audience_consent) == (["email_csv", "hashed_audience"], "sms")
+    assert check_segments(cfg) == []
+
+
+def _shown_problems(block: str) -> list[str]:
+    """The problem lines of a config error shown in the docs, continuation lines joined, file name dropped."""
+    lines: list[str] = []
+    for line in block.splitlines():
+        if line.startswith("  - "):
+            lines.append(line[4:].split(": ", 1)[1])
+        elif line.startswith("    ") and lines:
+            lines[-1] += " " + line.strip()
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("marker", "fixture"),
+    [("invalid configuration (3 problems):", "segments_broken.yaml"),
+     ("segments.segments[1].exports:", "segments_audience_without_consent.yaml")],
+)
+def test_the_config_errors_shown_in_segment_rules_are_real(marker: str, fixture: str) -> None:
+    """Each error line shown is what the checks report for the broken fixture it was taken from
+    (a line ending in '...' is shown shortened)."""
+    from jobs.common.config import Problem
+    from jobs.segments.config import SegmentsConfig
+    from jobs.segments.rules import check_segments
+
+    block = next(b for b in _fenced(SEGMENT_RULES.read_text(encoding="utf-8"), "text") if marker in b)
+    doc = yaml.safe_load((ROOT / "tests" / "segments" / "fixtures" / fixture).read_text(encoding="utf-8"))
+    real = [str(Problem(*p)) for p in check_segments(SegmentsConfig.model_validate(doc))]
+    shown = _shown_problems(block)
+    assert shown
+    for line in shown:
+        assert any(r == line or (line.endswith("...") and r.startswith(line[:-3])) for r in real), line
+    if block.startswith("invalid configuration"):
+        assert len(shown) == len(real)
