@@ -396,13 +396,15 @@ GOLDEN_IDENTITY_MAP = TableSpec(
 GOLDEN_ID_CHANGES = TableSpec(
     "golden",
     "id_changes",
-    "change feed: new, merged, split and retired person ids per run",
+    "change feed: new, merged, split and retired person ids per run. Every id issued in a run has exactly "
+    "one new row, also an id born from a split (which has split rows as well); merged and retired ids stop "
+    "appearing in golden.identity_map",
     (
         _c("run_id", S, "run"),
-        _c("change", S, "new, merged, split or retired"),
-        _c("person_id", S, "the id the change is about"),
-        _c("related_person_id", S, "merged: the surviving id; split: the id it split from"),
-        _c("records", L, "records involved"),
+        _c("change", S, "new (an id issued this run), merged, split or retired"),
+        _c("person_id", S, "the id the change is about; split: the id the records moved to (new or existing)"),
+        _c("related_person_id", S, "merged: the surviving id; split: the id the records came from; new, retired: null"),
+        _c("records", L, "new: records of the person; merged, split: records that moved; retired: its last records"),
         _c("changed_at", TS, "when"),
     ),
     key=("run_id", "change", "person_id", "related_person_id"),

@@ -35,7 +35,9 @@ differs from a fresh assignment is explained by a ``merged`` or ``split`` row.
 
 The change feed (GOLDEN_ID_CHANGES) says, per run:
 
-- ``new``: a cluster of only new records got a new id (records = cluster size);
+- ``new``: exactly one row for every id issued in this run, whatever its origin: a cluster of
+  only new records, or a part split off from ids that live on elsewhere (records = cluster size,
+  related_person_id null). A consumer that follows ``change = 'new'`` sees every id born;
 - ``merged``: a previous id whose largest part landed in a cluster that kept another id; it is
   retired, related_person_id = the id of that cluster (records = its records there);
 - ``split``: records of an id that lives on (or of a merged id outside its largest part) now
@@ -44,8 +46,8 @@ The change feed (GOLDEN_ID_CHANGES) says, per run:
 - ``retired``: a previous id none of whose records is clustered any more (all erased or
   deleted); records = its records in the previous map.
 
-A merged id gets no separate ``retired`` row: the ``merged`` row retires it. A cluster that gets a
-new id because all its previous ids live on elsewhere is logged by its ``split`` rows only.
+A merged id gets no separate ``retired`` row: the ``merged`` row retires it. An id born from a
+split has its ``new`` row and one ``split`` row per id it took records from.
 
 The identity map keeps ``first_seen_run`` of records whose person id did not change; new and moved
 records get this run's id. Records of the previous map that are not clustered (erased) drop out.
@@ -233,7 +235,7 @@ def assign_person_ids(
         F.when(is_merge, F.col("person_id")).otherwise(F.col(_PREV)).alias("related_person_id"),
         F.col(OVERLAP_N).alias("records"),
     )
-    new = assigned.join(overlaps.select("cluster_id").distinct(), "cluster_id", "left_anti").select(
+    new = assigned.where(F.col(KEPT).isNull()).select(
         F.lit(CHANGE_NEW).alias("change"),
         F.col("person_id"),
         F.lit(None).cast("string").alias("related_person_id"),

@@ -76,7 +76,8 @@ def test_split_leaves_id_with_largest_part(make_clusters, make_map, anchored_of)
     m, c, _ = _assign(make_clusters([["a", "b"], ["c", "d", "e"]]), prev, "r2", 1)
     new = anchored_of("a")
     assert m == {"a": new, "b": new, "c": "P1", "d": "P1", "e": "P1"}
-    assert c == [("split", new, "P1", 2, "r2")]
+    # the id born from the split has its 'new' row (a consumer of new ids sees it) and its 'split' row
+    assert c == [("new", new, None, 2, "r2"), ("split", new, "P1", 2, "r2")]
 
 
 def test_an_anchored_id_issued_before_is_salted(spark, make_clusters, make_map, anchored_of, salted_of):
@@ -109,7 +110,31 @@ def test_split_tie_goes_to_the_part_with_the_smallest_key(make_clusters, make_ma
     prev = make_map({k: "P1" for k in "abcd"})
     m, c, _ = _assign(make_clusters([["c", "d"], ["a", "b"]]), prev, "r2", 1)
     assert m == {"a": "P1", "b": "P1", "c": anchored_of("c"), "d": anchored_of("c")}
-    assert c == [("split", anchored_of("c"), "P1", 2, "r2")]
+    assert c == [("new", anchored_of("c"), None, 2, "r2"), ("split", anchored_of("c"), "P1", 2, "r2")]
+
+
+def test_change_feed_contract_one_new_row_per_id_issued(make_clusters, make_map, anchored_of):
+    """golden.id_changes contract: every id issued in a run has exactly one 'new' row (records = its
+    cluster size), whether it holds only new records, split off, or split off with new records;
+    split rows say where moved records came from; ids kept by a cluster get no 'new' row."""
+    # P1 {a..f} splits in three: {a, b, c} keeps P1; {d, e} and {f, x (new)} get new ids.
+    # P2 {g, h} and P3 {i} merge; P4 {j} takes k (new). {y, z} is all new.
+    prev = make_map({**{k: "P1" for k in "abcdef"}, "g": "P2", "h": "P2", "i": "P3", "j": "P4"})
+    clusters = make_clusters([["a", "b", "c"], ["d", "e"], ["f", "x"], ["g", "h", "i"], ["j", "k"], ["y", "z"]])
+    m, c, _ = _assign(clusters, prev, "r2", 1)
+    issued = set(m.values()) - {"P1", "P2", "P3", "P4"}
+    assert issued == {anchored_of("d"), anchored_of("f"), anchored_of("y")}
+    new_rows = [(pid, records) for change, pid, related, records, _ in c if change == "new"]
+    assert sorted(new_rows) == sorted([(anchored_of("d"), 2), (anchored_of("f"), 2), (anchored_of("y"), 2)])
+    assert all(related is None for change, _, related, _, _ in c if change == "new")
+    assert c == sorted([
+        ("new", anchored_of("d"), None, 2, "r2"),
+        ("new", anchored_of("f"), None, 2, "r2"),
+        ("new", anchored_of("y"), None, 2, "r2"),
+        ("split", anchored_of("d"), "P1", 2, "r2"),
+        ("split", anchored_of("f"), "P1", 1, "r2"),
+        ("merged", "P3", "P2", 1, "r2"),
+    ])
 
 
 def test_split_and_merge_in_one_run_and_retired(make_clusters, make_map):
