@@ -113,11 +113,35 @@ def find_profile(ctx: "Context", identifier: str, as_of: str | None = None) -> d
     rows = profiles.where(F.col("person_id").isin(ids)).collect()
     if not rows:
         when = f" on {as_of}" if as_of else ""
+        if kind == S.ID_PERSON:
+            raise DataError(_unknown_person_id(ctx.lake, value, when, at))
         raise DataError(f"person {', '.join(ids)} has no golden profile{when}")
     result = rows[0].asDict(recursive=True)
     if len(rows) > 1:
         result["other_person_ids"] = [r.person_id for r in rows[1:]]
     return result
+
+
+def _unknown_person_id(lake: "Lake", person_id: str, when: str, at: datetime | None) -> str:
+    """Why a person id has no profile: merged or retired (golden.id_changes, up to ``at``), or not issued."""
+    expected = "expected the person_id of a golden profile"
+    if lake.exists(S.GOLDEN_ID_CHANGES.address):
+        changes = lake.read(S.GOLDEN_ID_CHANGES.address)
+        if at is not None:
+            changes = changes.where(F.col("changed_at") <= F.lit(at))
+        gone = (
+            changes.where((F.col("person_id") == F.lit(person_id)) & F.col("change").isin("merged", "retired"))
+            .orderBy(F.col("changed_at").desc(), F.col("run_id").desc())
+            .limit(1)
+            .collect()
+        )
+        if gone and gone[0].change == "merged":
+            return (f"person_id {person_id} has no golden profile{when}: it was merged into "
+                    f"{gone[0].related_person_id} in run {gone[0].run_id}; {expected}")
+        if gone:
+            return (f"person_id {person_id} has no golden profile{when}: it was retired in run {gone[0].run_id} "
+                    f"(none of its records is left); {expected}")
+    return f"no person has person_id {person_id}{when}; {expected}"
 
 
 def profiles_version_of_run(lake: "Lake", run_id: str) -> int | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,85 @@ def test_unknown_or_malformed_ids_fail_without_echoing_the_value(lake, capsys, s
     assert out == ""
     assert message in err
     assert secret not in err
+
+
+def _error(err: str) -> str:
+    """The CLI's error line (stderr also carries the INFO log lines)."""
+    errors = [ln for ln in err.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+def test_an_unknown_person_id_exits_non_zero_and_says_so(lake, capsys) -> None:  # noqa: ANN001
+    unknown = "P" + "0" * 24
+    code, out, err = _profile(lake, capsys, "--id", f"person_id:{unknown}")
+    assert (code, out) == (1, "")
+    assert _error(err) == f"error: no person has person_id {unknown}; expected the person_id of a golden profile"
+
+
+def _history_lake(spark, base: Path) -> dict:  # noqa: ANN001
+    """Two golden runs: between them Jan's family name changes and persons h2 and h3 merge."""
+    from jobs.common.config import LoadedConfig
+    from jobs.common.context import build_context
+    from jobs.common.settings import CdpConfig
+
+    data = {"lake": {"root": str(base / "lake")}, "data": {"root": str(base / "data")}}
+    ctx = build_context(LoadedConfig(CdpConfig.model_validate(data), {}, str(base), data), spark=spark)
+
+    def golden_run(family_name: str, groups: list[list[str]]) -> str:
+        records = [
+            {"record_key": "h1", "source": "crm", "trust_rank": 1, "given_name": "Jan", "family_name": family_name,
+             "email": "jan@example.nl", "email_valid": True, "source_created_at": datetime(2020, 1, 1), "extensions": {}},
+            {"record_key": "h2", "source": "crm", "trust_rank": 1, "given_name": "Piet", "family_name": "Smit",
+             "source_created_at": datetime(2021, 1, 1), "extensions": {}},
+            {"record_key": "h3", "source": "pos", "trust_rank": 3, "given_name": "Piet", "family_name": "Smit",
+             "source_created_at": datetime(2022, 1, 1), "extensions": {}},
+        ]
+        ctx.lake.overwrite(S.SILVER_RECORDS.address, rows_of(spark, S.SILVER_RECORDS, records))
+        ctx.lake.overwrite(S.SILVER_IDENTIFIERS.address, rows_of(
+            spark, S.SILVER_IDENTIFIERS, [{"record_key": "h1", "id_type": "email", "id_value": "jan@example.nl",
+                                           "source": "crm"}]))
+        ctx.lake.overwrite(S.MATCH_CLUSTERS.address, clusters_of(spark, groups))
+        return job.run(ctx)["run_id"]
+
+    golden_run("Jansen", [["h1"], ["h2"], ["h3"]])
+    between = datetime.now(timezone.utc)
+    time.sleep(1.5)  # the next commits are later than `between` (Delta commit times are in milliseconds)
+    second = golden_run("de Boer", [["h1"], ["h2", "h3"]])
+    return {"base": base, "between": between, "second_run": second}
+
+
+@pytest.fixture(scope="module")
+def history(spark, tmp_path_factory):  # noqa: ANN001, ANN201
+    return _history_lake(spark, tmp_path_factory.mktemp("lookup_history"))
+
+
+def test_as_of_through_the_cli_returns_the_profile_as_it_was(history, capsys) -> None:  # noqa: ANN001
+    lake, between = history["base"], history["between"].isoformat()
+    code, out, _ = _profile(lake, capsys, "--id", "email:jan@example.nl", "--json")
+    assert (code, json.loads(out)["family_name"]) == (0, "de Boer")
+    code, out, _ = _profile(lake, capsys, "--id", "email:jan@example.nl", "--json", "--as-of", between)
+    then = json.loads(out)
+    assert (code, then["person_id"], then["family_name"]) == (0, anchored("h1"), "Jansen")
+    code, out, _ = _profile(lake, capsys, "--id", f"person_id:{anchored('h1')}", "--as-of", between)
+    assert code == 0 and any(ln.split()[:2] == ["family_name", "Jansen"] for ln in out.splitlines())
+    # a date before the first golden run: delta-rs reads version 0, the empty table the job created
+    # (delta-spark refuses the time instead: "--as-of ...: golden.profiles has no version at or before")
+    code, out, err = _profile(lake, capsys, "--id", "email:jan@example.nl", "--as-of", "2001-01-01")
+    assert (code, out) == (1, "")
+    assert _error(err) == f"error: person {anchored('h1')} has no golden profile on 2001-01-01"
+
+
+def test_a_merged_person_id_names_the_id_it_was_merged_into(history, capsys) -> None:  # noqa: ANN001
+    survivor, merged = sorted([anchored("h2"), anchored("h3")])  # a tie in size and age: the smaller id stays
+    lake = history["base"]
+    code, out, err = _profile(lake, capsys, "--id", f"person_id:{merged}")
+    assert (code, out) == (1, "")
+    assert _error(err) == (f"error: person_id {merged} has no golden profile: it was merged into {survivor} in run "
+                           f"{history['second_run']}; expected the person_id of a golden profile")
+    # before the merge the id had its own profile
+    code, out, _ = _profile(lake, capsys, "--id", f"person_id:{merged}", "--json", "--as-of", history["between"].isoformat())
+    assert (code, json.loads(out)["person_id"]) == (0, merged)
 
 
 def test_parse_subject_errors_do_not_echo(spark) -> None:  # noqa: ANN001
