@@ -96,11 +96,24 @@ def _write(lake: "Lake", row: dict[str, Any], update: bool) -> None:
         lake.append_rows(OPS_RUNS.address, [row], OPS_RUNS.schema)
 
 
+def error_text(exc: BaseException, limit: int = 2000) -> str:
+    """What ops.runs keeps of a failure: our own errors whole (a ConfigError's first line only
+    counts its problems), any other error's first line (a Java exception's further lines are its
+    stack); at most ``limit`` characters."""
+    from .errors import CdpError
+
+    text = str(exc)
+    if not isinstance(exc, CdpError):
+        text = text.splitlines()[0] if text else ""
+    message = f"{type(exc).__name__}: {text}"
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
 @contextmanager
 def record_run(
     lake: "Lake", job: str, config_hash: str, parent_run_id: str | None = None, run_id: str | None = None
 ) -> Iterator[Run]:
-    """Record a job run in ops.runs, on success and on failure (the error's first line is kept)."""
+    """Record a job run in ops.runs, on success and on failure (:func:`error_text` of the error)."""
     run = Run(run_id or new_run_id(job), job, config_hash, parent_run_id)
     _write(lake, run.row("running", ended=False), update=False)
     log.info("[%s] run %s started", job, run.run_id)
@@ -109,9 +122,8 @@ def record_run(
         try:
             yield run
         except BaseException as exc:
-            message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             try:
-                _write(lake, run.row("failed", error=message[:1000]), update=True)
+                _write(lake, run.row("failed", error=error_text(exc)), update=True)
             except Exception:  # noqa: BLE001 - never hide the original error
                 log.exception("could not record the failed run %s", run.run_id)
             raise

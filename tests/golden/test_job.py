@@ -94,7 +94,7 @@ def test_golden_job_end_to_end_and_lookup(make_ctx, make_records, make_identifie
     assert find_profile(ctx, "loyalty_card:L1")["person_id"] == p1
     with pytest.raises(DataError, match=r"^no person has this email \(the value is not shown\); expected a known email$"):
         find_profile(ctx, "email:nobody@example.nl")
-    with pytest.raises(DataError, match=f"person {p3} has no golden profile"):
+    with pytest.raises(DataError, match=rf"^person_id {p3} has no golden profile: it was merged into {p1} in run {s3['run_id']}; "):
         find_profile(ctx, f"person_id:{p3}")
     old = find_profile(ctx, f"person_id:{p3}", as_of=before_merge)
     assert (old["person_id"], old["given_name"], old["run_id"]) == (p3, "Piet", s1["run_id"])
