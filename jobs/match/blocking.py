@@ -200,7 +200,8 @@ def generate_candidate_pairs(
 
     Rules are applied in order; rule ``i`` drops pairs whose keys of an earlier rule agree (Splink's
     approach), so a pair found by several rules appears once, tagged with the first rule that found
-    it, without a shuffle over all pairs. ``link_only`` keeps pairs of different sources. With
+    it, without a shuffle over all pairs. ``link_only`` keeps pairs of different sources; ``dedupe``
+    and ``link_and_dedupe`` keep every pair (MatchConfig.link_type). With
     ``new_keys`` (column ``record_key``) only pairs with at least one new record are made: blocks
     without a new record are left out before the join. ``carry`` columns come along on both sides
     as ``<column>_l`` and ``<column>_r`` (so comparisons need no join back to the records).

@@ -348,7 +348,16 @@ class MatchConfig(Strict):
 
     link_type: LinkType = Field(
         "dedupe",
-        description="dedupe and link_and_dedupe: all pairs; link_only: pairs between different sources only",
+        description=(
+            "which record pairs blocking may make from the one table of all sources' records "
+            "(silver.records), and so which pairs the u sample and the prior count. dedupe: every "
+            "pair, within a source and across sources (the CDP default). link_only: pairs of records "
+            "of different sources only; two records of one source are never compared (each source is "
+            "taken to hold a person once), though they can still share a cluster through a record of "
+            "another source or a shared identifier (identifier links ignore link_type). "
+            "link_and_dedupe: Splink's name for pairs within and across its inputs; with every "
+            "source in one table that is every pair, so it is the same as dedupe in every step"
+        ),
     )
     blocking_rules: list[BlockingRule] = Field(
         default_factory=_default_rules,

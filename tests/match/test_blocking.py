@@ -87,3 +87,40 @@ def test_parse_key() -> None:
     assert parse_key("phone_last9").column == "phone"
     with pytest.raises(ValueError, match="not a column of silver.records"):
         parse_key("soundex(password)")
+
+
+# One pooled table: person jansen has a record in crm and two in shop (a duplicate within shop),
+# person bos one in each source, smit only one in crm.
+LINK_ROWS = [
+    ("c1", "crm", "jansen", "1980"),
+    ("s1", "shop", "jansen", "1980"),
+    ("s2", "shop", "jansen", "1980"),
+    ("c2", "crm", "bos", "1990"),
+    ("s3", "shop", "bos", "1990"),
+    ("c3", "crm", "smit", "1990"),
+]
+WITHIN_AND_ACROSS = {
+    ("c1", "s1", "family"), ("c1", "s2", "family"), ("s1", "s2", "family"),  # across, across, within shop
+    ("c2", "s3", "family"),
+    ("c2", "c3", "birth"), ("c3", "s3", "birth"),  # within crm, across
+}
+
+
+@pytest.mark.parametrize(
+    ("link_type", "expected", "all_pairs"),
+    [
+        ("dedupe", WITHIN_AND_ACROSS, 15),  # every pair of the six records: 6 * 5 / 2
+        ("link_and_dedupe", WITHIN_AND_ACROSS, 15),  # Splink's "within and across inputs": the same here
+        ("link_only", {("c1", "s1", "family"), ("c1", "s2", "family"), ("c2", "s3", "family"), ("c3", "s3", "birth")}, 9),
+    ],
+)
+def test_link_types_on_one_pooled_table(spark, link_type, expected, all_pairs) -> None:  # noqa: ANN001
+    from jobs.match.training import all_pairs as count_all_pairs
+
+    records = spark.createDataFrame(LINK_ROWS, SCHEMA)
+    cfg = MatchConfig(
+        link_type=link_type,
+        blocking_rules=[{"name": "family", "keys": ["family_name_match"]}, {"name": "birth", "keys": ["birth_date"]}],
+    )
+    assert _pairs(generate_candidate_pairs(records, cfg)) == expected
+    assert count_all_pairs(records, link_type) == (6, all_pairs)  # the prior's denominator: crm 3 x shop 3 for link_only
