@@ -144,3 +144,99 @@ def test_a_run_that_trains_scores_trainings_levels_to_the_bit(lake_ctx, caplog) 
     assert client.get_run(run).info.status == "FINISHED"
     listed = {a.path for a in client.list_artifacts(run, "charts")}
     assert listed == {"charts/m_u_per_comparison.png", "charts/match_weight_distribution.png"}
+
+
+def _key(rows: list[dict], person: str, variant: int) -> str:
+    return [r["record_key"] for r in rows if r["source_id"] != "x" and _PERSON_OF[r["record_key"]] == person][variant]
+
+
+_ROWS, _PERSON_OF = _records()
+
+
+def test_labelled_pairs_seed_or_fix_m_through_fit(lake_ctx, make_ctx, tmp_path) -> None:  # noqa: ANN001
+    """read_labels -> fit: the labelled matches give m (fix: kept as they are; seed: EM's start);
+    non-matches are ignored and a pair may be given in either order."""
+    from jobs.match.model import m_from_labels
+
+    ctx, _ = lake_ctx
+    def k(person: str, variant: int) -> str:
+        return _key(_ROWS, person, variant)
+
+    # variants as _variants lists them: bram base, typo, date_typo; ivo base, date_typo, typo; finn base, moved, ...
+    labels = [
+        (k("bram", 0), k("bram", 1), "true"),  # birth date exact, e-mail exact
+        (k("bram", 2), k("bram", 0), "true"),  # reversed; birth date one typo, e-mail missing on one side
+        (k("ivo", 0), k("ivo", 1), "true"),  # birth date one typo, e-mail missing
+        (k("finn", 0), k("finn", 1), "true"),  # birth date exact, e-mail exact
+        (k("anna", 0), k("kees", 0), "false"),  # one household, two people: not a match
+    ]
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    (data / "labels.csv").write_text("record_key_l,record_key_r,is_match\n" + "".join(f"{a},{b},{m}\n" for a, b, m in labels))
+    records = ctx.lake.read(S.SILVER_RECORDS.address)
+
+    def fitted(mode: str | None):  # noqa: ANN202
+        training_cfg = {"u_sample_pairs": 1000} | ({"labels_path": "labels.csv", "labels_mode": mode} if mode else {})
+        c = make_ctx(match={"training": training_cfg})
+        got = training.read_labels(c)
+        assert (got is None) == (mode is None)
+        return training.fit(records, c.cfg.match, labels=got).model
+
+    fix = fitted("fix")
+    assert fix.metrics["labelled_matches"] == 4
+    birth, email = fix.comparison("birth_date"), fix.comparison("email")
+    assert birth.labels == ["null", "else", "same_year", "day_month_swapped", "one_character_typo", "exact"]
+    assert birth.m[1:] == pytest.approx([0, 0, 0, 0.5, 0.5], abs=1e-5)  # 2 exact, 2 one typo
+    assert email.m[1:] == pytest.approx([0, 0, 1], abs=1e-5)  # both pairs with two e-mails agree exactly
+    assert min(birth.m[1:]) > 0  # floored at m_floor, so no level has weight minus infinity
+
+    seeded, unlabelled = fitted("seed"), fitted(None)
+    assert seeded.metrics["labelled_matches"] == 4 and unlabelled.metrics["labelled_matches"] == 0
+    for model in (fix, seeded, unlabelled):
+        assert all(sum(c.m[1:]) == pytest.approx(1.0) for c in model.comparisons)
+    # seeding starts EM from the labels' m, which it then moves; fix keeps them
+    assert seeded.comparison("birth_date").m != birth.m
+    assert [c.m for c in seeded.comparisons] != [c.m for c in unlabelled.comparisons]
+
+
+def test_run_skips_and_reports_oversized_blocks_without_values(lake_ctx, make_ctx) -> None:  # noqa: ANN001
+    """Blocks above max_block_size make no pairs; the run writes them to match.skipped_blocks by
+    salted hash and size and counts them per rule in its metrics, never with a key value."""
+    from collections import Counter
+
+    ctx, _ = lake_ctx
+    rules = [{"name": "family", "keys": ["family_name_match"]}, {"name": "city", "keys": ["city_match"]}]
+    ctx = make_ctx(match={"training": {"u_sample_pairs": 1000}, "blocking_rules": rules, "max_block_size": 3})
+    expected = {}
+    for rule, column in (("family", "family_name_match"), ("city", "city_match")):
+        sizes = Counter(r.get(column) for r in _ROWS if (r.get(column) or "").strip())
+        expected[rule] = sorted(n for n in sizes.values() if n > 3)
+    assert expected["family"] and expected["city"]  # e.g. bakker (anna and kees), amsterdam
+    summary = job.run(ctx)
+    assert summary["skipped_blocks"] == len(expected["family"]) + len(expected["city"])
+    assert (summary["skipped_blocks_family"], summary["skipped_blocks_city"]) == (len(expected["family"]), len(expected["city"]))
+    table = ctx.lake.read(S.MATCH_SKIPPED_BLOCKS.address).collect()
+    got: dict[str, list[int]] = {}
+    for row in table:
+        got.setdefault(row["blocking_rule"], []).append(row["size"])
+    assert {k: sorted(v) for k, v in got.items()} == expected
+    assert len({r["key_hash"] for r in table}) == len(table) and all(len(r["key_hash"]) == 64 for r in table)
+    assert {r["run_id"] for r in table} == {summary_run_id(ctx)}
+    # no candidate pair comes from a skipped block: the pairs of a rule all lie in blocks of at most 3
+    pairs = ctx.lake.read(S.MATCH_PAIRS.address).collect()
+    keys = {r["record_key"]: r for r in _ROWS}
+    for p in pairs:
+        column = {"family": "family_name_match", "city": "city_match"}[p["blocking_rule"]]
+        value = keys[p["record_key_l"]][column]
+        assert sum(1 for r in _ROWS if r.get(column) == value) <= 3, p
+    run = ctx.lake.read(S.OPS_RUNS.address).where("job = 'match' and status = 'succeeded'").collect()[-1]
+    assert run["metrics"]["skipped_blocks_city"] == str(len(expected["city"]))
+    values = {str(r.get(c)) for r in _ROWS for c in ("family_name_match", "city_match") if r.get(c)}
+    text = repr([r.asDict() for r in table]) + repr(dict(run["metrics"])) + repr(summary)
+    assert not [v for v in values if v in text]
+
+
+def summary_run_id(ctx) -> str:  # noqa: ANN001
+    """run_id of the last succeeded match run."""
+    runs = ctx.lake.read(S.OPS_RUNS.address).where("job = 'match' and status = 'succeeded'").collect()
+    return max(runs, key=lambda r: r["started_at"])["run_id"]

@@ -183,3 +183,32 @@ def test_em_sessions_per_rule_keep_households_apart() -> None:
     m2, s2 = em_sessions(hist.assign(**{RULES_COLUMN: 1}), only, comps, None, u)
     assert s2 == [{"rule": "all", "pairs": 4650, "estimated": [], "skipped": "every comparison reads its columns"}]
     assert m2 == {c.name: default_m(c) for c in comps}
+
+
+def test_u_sample_is_reproducible_from_its_seed(spark) -> None:  # noqa: ANN001
+    """The u sample picks records by a hash of record key and seed: the same seed gives the same
+    pairs (in another session partitioning too), another seed other pairs; link_only pairs cross sources."""
+    from jobs.match.config import MatchConfig
+    from jobs.match.model import random_pairs
+
+    records = spark.createDataFrame(
+        [(f"k{i:03d}", "crm" if i % 3 else "shop", f"n{i % 17}") for i in range(300)],
+        "record_key string, source string, family_name_match string",
+    )
+
+    def sample(seed: int, link_type: str = "dedupe", frame=records) -> set[tuple[str, str]]:  # noqa: ANN001
+        cfg = MatchConfig(link_type=link_type, training={"u_sample_pairs": 1_000, "seed": seed})
+        got = random_pairs(frame, cfg, ["family_name_match"]).collect()
+        assert all(r["record_key_l"] < r["record_key_r"] for r in got)
+        return {(r["record_key_l"], r["record_key_r"]) for r in got}
+
+    first = sample(42)
+    assert len(first) == 46 * 45 // 2  # the 46 records whose pairs number at least 1,000
+    assert sample(42) == first
+    assert sample(42, frame=records.repartition(7).orderBy("family_name_match")) == first
+    other = sample(43)
+    assert len(other) == len(first) and other != first
+    assert len(other & first) < len(first) // 2
+    cross = sample(42, "link_only")
+    sources = {r["record_key"]: r["source"] for r in records.collect()}
+    assert cross and all(sources[a] != sources[b] for a, b in cross)
