@@ -1,10 +1,13 @@
 """Connected components: scipy on the driver vs large-star/small-star on DataFrames.
 
     .venv/bin/python bench/cc_bench.py [--nodes 1000000] [--edges 1500000] [--star-nodes 100000] [--repeat 3]
+    .venv/bin/python bench/cc_bench.py --checkpoint-every 1,2 [--star-nodes 200000 --star-edges 150000]
 
 Random graph (seeded), record-key-like 16-character hex keys generated in Spark. Times include
 the transfer to and from the driver and materialising the result (``count`` of a checkpointed
-DataFrame). Prints one line per engine: median, all runs, component count.
+DataFrame). Prints one line per engine: median, all runs, component count. ``--checkpoint-every``
+times only the star engine, once per value of ``match.clustering.checkpoint_every`` (on the random
+graph and on a set of long chains, which need the most rounds), taking turns between the values.
 """
 
 from __future__ import annotations
@@ -34,14 +37,43 @@ def random_graph(spark: SparkSession, n_nodes: int, n_edges: int, seed: int) -> 
     return nodes.localCheckpoint(), edges.localCheckpoint()
 
 
-def time_engine(spark: SparkSession, nodes: DataFrame, edges: DataFrame, engine: str, repeat: int) -> tuple[list[float], int]:
+def chains(spark: SparkSession, n_chains: int, length: int) -> tuple[DataFrame, DataFrame]:
+    """``n_chains`` paths of ``length`` nodes each, linked in an order unrelated to the keys."""
+    def key(c: F.Column) -> F.Column:
+        return F.substring(F.sha2(c.cast("string"), 256), 1, 16)
+
+    ids = spark.range(n_chains * length)
+    nodes = ids.select(key(F.col("id")).alias("record_key"))
+    edges = ids.where(F.col("id") % length != length - 1).select(
+        key(F.col("id")).alias("record_key_l"), key(F.col("id") + 1).alias("record_key_r")
+    )
+    return nodes.localCheckpoint(), edges.localCheckpoint()
+
+
+def time_engine(
+    spark: SparkSession, nodes: DataFrame, edges: DataFrame, engine: str, repeat: int, **cfg: object
+) -> tuple[list[float], int]:
     runs, comps = [], 0
     for _ in range(repeat):
         t = time.perf_counter()
-        out = connected_components(edges, nodes, ClusteringConfig(engine=engine), spark).localCheckpoint()
+        out = connected_components(edges, nodes, ClusteringConfig(engine=engine, **cfg), spark).localCheckpoint()
         runs.append(time.perf_counter() - t)
         comps = out.select("cluster_id").distinct().count()
     return runs, comps
+
+
+def compare_checkpoints(spark: SparkSession, graphs: dict[str, tuple[DataFrame, DataFrame]], values: list[int], repeat: int) -> None:
+    """The star engine at each checkpoint_every, runs interleaved so machine load hits all alike."""
+    for name, (nodes, edges) in graphs.items():
+        runs: dict[int, list[float]] = {v: [] for v in values}
+        comps: dict[int, int] = {}
+        for _ in range(repeat):
+            for v in values:
+                r, comps[v] = time_engine(spark, nodes, edges, "star", 1, checkpoint_every=v)
+                runs[v] += r
+        for v in values:
+            print(f"star checkpoint_every={v} on {name}: median {statistics.median(runs[v]):.2f}s "
+                  f"runs {', '.join(f'{r:.2f}' for r in runs[v])} components {comps[v]}", flush=True)
 
 
 def main() -> None:
@@ -53,6 +85,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--star-repeat", type=int, default=1)
     ap.add_argument("--driver-memory", default="3g")
+    ap.add_argument("--checkpoint-every", default="", help="e.g. 1,2: compare the star engine's checkpoint_every")
+    ap.add_argument("--chains", type=int, default=2_000, help="chains of --chain-length nodes (--checkpoint-every)")
+    ap.add_argument("--chain-length", type=int, default=50)
     args = ap.parse_args()
     spark = build_local_session(
         app_name="cc-bench",
@@ -60,6 +95,15 @@ def main() -> None:
         checkpoint_dir=tempfile.mkdtemp(prefix="cc-bench-"),
         driver_memory=args.driver_memory,
     )
+    if args.checkpoint_every:
+        values = [int(v) for v in args.checkpoint_every.split(",") if v]
+        graphs = {
+            f"random {args.star_nodes} nodes, {args.star_edges} edges": random_graph(spark, args.star_nodes, args.star_edges, 8),
+            f"{args.chains} chains of {args.chain_length}": chains(spark, args.chains, args.chain_length),
+        }
+        compare_checkpoints(spark, graphs, values, args.star_repeat)
+        spark.stop()
+        return
     nodes, edges = random_graph(spark, args.nodes, args.edges, 7)
     runs, comps = time_engine(spark, nodes, edges, "scipy", args.repeat)
     print(f"scipy: {args.nodes} nodes, {args.edges} edges: median {statistics.median(runs):.2f}s runs "

@@ -246,7 +246,17 @@ class ClusteringConfig(Strict):
         "(two integer columns collected), larger ones with large-star/small-star",
     )
     checkpoint_every: int = Field(
-        2, ge=1, le=100, description="rounds between checkpoints of the star and graphframes engines"
+        2,
+        ge=1,
+        le=100,
+        description=(
+            "rounds of large-star/small-star between checkpoints (each also sets finished components "
+            "aside). 2, not 1: a round reads its input once, so the rounds between two checkpoints are "
+            "each computed once, while a checkpoint costs a materialisation and the finished-star check "
+            "(two shuffles). Measured with bench/cc_bench.py --checkpoint-every on local[2]: 200,000 "
+            "nodes with 150,000 random edges 11.9 s at 2, 19.1 s at 1, 13.1 s at 3; 2,000 chains of 50 "
+            "nodes 9.1 s at 2, 11.1 s at 1, 8.5 s at 3. Also GraphFrames' checkpoint interval"
+        ),
     )
     checkpoint: Literal["local", "reliable"] = Field(
         "local",

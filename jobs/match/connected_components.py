@@ -8,8 +8,10 @@ Three engines give identical labels (ARCHITECTURE.md, Engines):
 - ``star``: the distributed large-star/small-star algorithm of Kiveris, Lattanzi, Mirrokni, Rastogi and
   Vassilvitskii, "Connected Components in MapReduce and Beyond" (SoCC 2014), on DataFrames only (no RDD
   APIs, so Spark Connect keeps working). Rounds run on 64-bit hashes of the keys; the plan is cut with a
-  checkpoint every ``checkpoint_every`` rounds, and components that have become finished stars are set
-  aside so later rounds only touch the rest.
+  checkpoint every ``checkpoint_every`` rounds (2 by default: each round reads its input once, so the
+  uncut rounds are not computed twice, and a cut costs more than the round it saves; see
+  ``ClusteringConfig.checkpoint_every`` for the measurement), and components that have become finished
+  stars are set aside so later rounds only touch the rest.
 - ``graphframes``: GraphFrames' own implementation, when its jar is on the classpath.
 
 ``auto`` takes scipy while the edge count is at most ``driver_edge_limit``, else star.
