@@ -31,9 +31,10 @@ Proc. Section on Survey Research Methods, ASA, 1990, pp. 354-359; and the Wikipe
 JELLYFISH/SMELLYFISH 0.8963 (the jellyfish library's documentation). ``tests/match`` checks them
 against both implementations.
 
-Term-frequency adjustments (Splink's approach, after Winkler 1988): at the exact level of a name or
-city, the u probability (the chance that two random records agree) is replaced by the frequency
-of the agreed value, so agreeing on "Smith" weighs less than agreeing on "Wojciechowski". The
+Term-frequency adjustments (Splink's approach, after Winkler 1988): at the exact level of a name, or
+the same-town level of an address (its normalised city), the u probability (the chance that two
+random records agree) is replaced by the frequency of the agreed value, so agreeing on "Smith"
+weighs less than agreeing on "Wojciechowski", and on "Amsterdam" less than on "Ootmarsum". The
 weight becomes ``log2(m_exact / max(tf(value), tf_minimum_u_value))``, i.e. the level's weight
 plus the adjustment ``log2(u_exact / tf(value))``; the floor stops a unique value from getting an
 unbounded weight. Frequencies are computed from the records at scoring time
@@ -117,6 +118,9 @@ class Levels:
     helpers: Callable[[Pair, Helpers], dict[str, Column]] | None = None  # per pair (a UDF)
     tf_label: str | None = None  # level where a term-frequency adjustment may apply
     prepare: Prepare | None = None  # per record, see :data:`Prepare`
+    # Prepared value whose frequency adjusts the ``tf_label`` level (a key of ``prepare``; the
+    # level must imply both sides hold it). None: the first column's value as the record has it.
+    tf_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,10 @@ class ComparisonDef:
 
     @property
     def tf_column(self) -> str:
-        """Column whose value frequencies adjust the exact level (the first column)."""
+        """Record column whose value frequencies adjust the ``tf_level``: the first column, or the
+        prepared column the comparison names (the address: its normalised city)."""
+        if self.spec.tf_key is not None:
+            return self.prepared_name(self.spec.tf_key)
         return self.columns[0]
 
     def helper_name(self, helper: str) -> str:
@@ -608,15 +615,22 @@ def postcode_levels(columns: Sequence[str], typo: bool = True, prefix_length: in
 
 @COMPARISONS.register("address")
 def address_levels(columns: Sequence[str]) -> Levels:
-    """One address as one comparison: levels null, else, same town, same street, same address.
+    """One address as one comparison: levels null, else, [same postcode digits], same town, same
+    street, same address.
 
     Columns: ``[postcode, house_number, street, city]`` (street and city optional). Postcode,
     house number, street and city are one fact, not four: compared separately, a household's
     shared address counted four times over (some 30 bits) and outweighed different given names
     and birth dates. Same address: the same postcode (spaces and case ignored) and house number,
     or the same street, house number and city. Same street: the same postcode, or street and
-    city. Same town: the postcode's digits or the city. Null: neither postcode nor street on
-    both sides.
+    city. Same town: the same city (trimmed, case ignored); without a city column, the postcode's
+    digits. Same postcode digits (only with a city column): the postcode's digits agree but the
+    city does not (spelled otherwise, or missing on one side). Null: neither postcode nor street
+    on both sides.
+
+    Term-frequency adjustment (``term_frequency_adjustments: true``, needs the city column): at
+    the same-town level both sides hold the same normalised city, and that city's frequency
+    replaces u, so living in the same small town weighs more than living in the same capital.
     """
     if not 2 <= len(columns) <= 4:
         raise ValueError(
@@ -649,12 +663,15 @@ def address_levels(columns: Sequence[str]) -> Levels:
     by_street = both(same("s"), same("c")) if street and city else (same("s") if street else None)
     addr = [both(postcode, number)] + ([both(by_street, number)] if by_street else [])
     street_level = [postcode] + ([by_street] if by_street else [])
-    town = [same("d")] + ([same("c")] if city else [])
-    lvls = (
+    lvls = [
         LevelDef("same_address", either(*addr)),
         LevelDef("same_street", either(*street_level)),
-        LevelDef("same_town", either(*town)),
-    )
+    ]
+    if city:
+        # the town level is the city, so that its frequency can adjust it (both sides hold it)
+        lvls += [LevelDef("same_town", same("c")), LevelDef("same_postcode_digits", same("d"))]
+    else:
+        lvls.append(LevelDef("same_town", same("d")))
 
     def null(p: Pair, h: Helpers) -> Column:
         missing = h["pl"].isNull() | h["pr"].isNull()
@@ -662,7 +679,10 @@ def address_levels(columns: Sequence[str]) -> Levels:
             missing = missing & (h["sl"].isNull() | h["sr"].isNull())
         return missing
 
-    return Levels(columns=tuple(columns), null=null, levels=lvls, tf_label=None, prepare=prepare)
+    return Levels(
+        columns=tuple(columns), null=null, levels=tuple(lvls), prepare=prepare,
+        tf_label="same_town" if city else None, tf_key="c" if city else None,
+    )
 
 
 @COMPARISONS.register("email")
@@ -792,6 +812,7 @@ def term_counts(records: DataFrame, comparisons: Sequence[ComparisonDef]) -> Dat
     adjusted = [c for c in comparisons if c.tf_level is not None]
     if not adjusted:
         return None
+    records = prepare_records(records, adjusted)  # a prepared value (the address's city) is counted as compared
     parts = [
         records.select(F.lit(c.name).alias(TF_COMPARISON), F.col(c.tf_column).cast("string").alias(TF_VALUE)).where(
             ~blank(F.col(TF_VALUE))

@@ -346,9 +346,13 @@ def _default_comparisons() -> list[ComparisonConfig]:
         ComparisonConfig(name="email", function="email", columns=["email"]),
         ComparisonConfig(name="phone", function="phone", columns=["phone"]),
         # One comparison for the address: postcode, house number, street and city are one fact
-        # (jobs/match/comparisons.py address_levels).
+        # (jobs/match/comparisons.py address_levels); its same-town level is adjusted by the
+        # city's frequency.
         ComparisonConfig(
-            name="address", function="address", columns=["postcode", "house_number", "street", "city_match"]
+            name="address",
+            function="address",
+            columns=["postcode", "house_number", "street", "city_match"],
+            term_frequency_adjustments=True,
         ),
     ]
 

@@ -116,7 +116,8 @@ def test_postcode_levels(spark) -> None:  # noqa: ANN001
 
 
 def test_address_levels(spark) -> None:  # noqa: ANN001
-    # (postcode, house number, street, city) left and right: null 0, else 1, same town 2, same street 3, same address 4
+    # (postcode, house number, street, city) left and right: null 0, else 1, same postcode digits 2,
+    # same town (city) 3, same street 4, same address 5
     cfg = {"name": "a", "function": "address", "columns": ["postcode", "house_number", "street", "city_match"]}
     rows = [
         ("1234 AB", "1234ab", "12", "12", "Dorpsstraat", "Dorpsstraat", "AMSTERDAM", "AMSTERDAM"),  # same address
@@ -124,15 +125,41 @@ def test_address_levels(spark) -> None:  # noqa: ANN001
         ("1234 AB", "1234 AB", "12", "14", "Dorpsstraat", "Dorpsstraat", "AMSTERDAM", "AMSTERDAM"),  # neighbours
         ("1234 AB", "9999 ZZ", "12", "14", "Kerkweg", "Kerkweg", "AMSTERDAM", "AMSTERDAM"),  # street and city
         ("1234 AB", "1234 XY", "1", "3", "Kerkweg", "Markt", "AMSTERDAM", "AMSTEL"),  # the postcode's digits
-        ("1234 AB", "9999 ZZ", "1", "3", "Kerkweg", "Markt", "UTRECHT", "UTRECHT"),  # the city
+        ("1234 AB", "1234 XY", "1", "3", "Kerkweg", "Markt", "AMSTERDAM", None),  # digits, city on one side
+        ("1234 AB", "9999 ZZ", "1", "3", "Kerkweg", "Markt", "UTRECHT", " utrecht"),  # the city
+        ("1234 AB", "1234 XY", "1", "3", "Kerkweg", "Markt", "UTRECHT", "UTRECHT"),  # the city and the digits
         ("1234 AB", "9999 ZZ", "1", "1", "Kerkweg", "Kerkweg", "UTRECHT", "ZWOLLE"),  # another town
         ("1234 AB", "1234 AB", None, None, None, None, None, None),  # no house numbers: one street
         (None, "1234 AB", "1", "1", None, "Kerkweg", "UTRECHT", "UTRECHT"),  # neither postcode nor street on both
         ("  ", "1234 AB", "1", "1", None, None, None, None),
     ]
-    assert _levels(spark, cfg, rows) == [4, 4, 3, 3, 2, 2, 1, 3, 0, 0]
+    assert _levels(spark, cfg, rows) == [5, 5, 4, 4, 2, 2, 3, 3, 1, 4, 0, 0]
+    # without a city the town is the postcode's digits: null, else, same town 2, same street 3, same address 4
+    two = {"name": "a", "function": "address", "columns": ["postcode", "house_number"]}
+    assert build_comparison(ComparisonConfig(**two)).labels == ("null", "else", "same_town", "same_street", "same_address")
+    assert _levels(spark, two, [("1234 AB", "1234 XY", "1", "3"), ("1234 AB", "1234 ab", "1", "3"), ("1234 AB", "9999 AB", "1", "1")]) == [2, 3, 1]
     with pytest.raises(ValueError, match="two to four columns"):
         build_comparison(ComparisonConfig(name="a", function="address", columns=["postcode"]))
+
+
+def test_address_term_frequencies_count_the_normalised_city(spark) -> None:  # noqa: ANN001
+    """The address is adjusted at its town level, keyed on the city as the level compares it
+    (trimmed, case ignored), so ' Utrecht' and 'UTRECHT' are one value; a city is required."""
+    cfg = {"name": "a", "function": "address", "columns": ["postcode", "house_number", "street", "city_match"],
+           "term_frequency_adjustments": True}
+    cmp = build_comparison(ComparisonConfig(**cfg))
+    assert cmp.tf_level == cmp.labels.index("same_town") == 3
+    assert cmp.tf_column == cmp.prepared_name("c") and cmp.tf_column in cmp.prepared_columns
+    schema = "postcode string, house_number string, street string, city_match string"
+    rows = [("1234 AB", "1", "a", "Utrecht"), ("1234 AB", "2", "b", " utrecht"), ("1234 AB", "3", "c", "UTRECHT "),
+            ("9999 ZZ", "4", "d", "ootmarsum"), ("9999 ZZ", "5", "e", None), ("9999 ZZ", "6", "f", "  ")]
+    got = {r[1]: r[2] for r in term_frequencies(spark.createDataFrame(rows, schema), [cmp]).collect()}
+    assert got == {"UTRECHT": 0.75, "OOTMARSUM": 0.25}
+    off = build_comparison(ComparisonConfig(**{**cfg, "term_frequency_adjustments": False}))
+    assert off.tf_level is None and off.labels == cmp.labels  # the flag changes the weights, not the levels
+    with pytest.raises(ValueError, match="no exact level"):
+        ComparisonConfig(name="a", function="address", columns=["postcode", "house_number", "street"],
+                         term_frequency_adjustments=True)
 
 
 def test_email_levels(spark) -> None:  # noqa: ANN001

@@ -118,6 +118,42 @@ def test_reweighing_stored_pairs_gives_a_fresh_scorings_doubles(spark) -> None: 
     assert got[("r6", "r7")]["match_weight"] == old[("r6", "r7")]["match_weight"]
 
 
+def test_address_town_level_is_weighed_by_the_citys_frequency(spark) -> None:  # noqa: ANN001
+    """Agreeing only on a common city weighs less than agreeing only on a rare one; agreeing only
+    on the postcode's digits keeps the level's weight; an incremental reweighing gives the same doubles."""
+    comps = [build_comparison(ComparisonConfig(
+        name="address", function="address", columns=["postcode", "house_number", "street", "city_match"],
+        term_frequency_adjustments=True, tf_minimum_u_value=0.01,
+    ))]
+    # levels: null, else, same_postcode_digits, same_town, same_street, same_address
+    m = {"address": [None, 0.05, 0.05, 0.1, 0.2, 0.6]}
+    u = {"address": [None, 0.8, 0.02, 0.15, 0.02, 0.01]}
+    model = build_model(comps, m, u, prior=0.01, tf_totals={"address": 10})
+    schema = "record_key string, postcode string, house_number string, street string, city_match string"
+    rows = [(f"a{i}", f"10{i:02d} AA", "1", f"straat{i}", "amsterdam") for i in range(8)]  # 8 of 10 in one city
+    rows += [("o1", "7631 AA", "1", "markt", "ootmarsum"), ("o2", "7630 BB", "2", "kerkweg", "Ootmarsum ")]
+    rows += [("x1", "1000 ZZ", "9", "dam", None)]  # no city: 10 non-blank cities in all
+    records = spark.createDataFrame(rows, schema)
+    pairs = spark.createDataFrame(
+        [("a1", "a2", "r"), ("o1", "o2", "r"), ("a0", "x1", "r"), ("a1", "o1", "r")],
+        "record_key_l string, record_key_r string, blocking_rule string",
+    )
+    tf = term_frequencies(records, comps, model.tf_totals)
+    scored = score_pairs(pairs, model, records, comps, tf)
+    got = {(r["record_key_l"], r["record_key_r"]): r for r in scored.collect()}
+    assert {k: r["levels"]["address"] for k, r in got.items()} == {
+        ("a1", "a2"): 3, ("o1", "o2"): 3, ("a0", "x1"): 2, ("a1", "o1"): 1,
+    }
+    assert got[("a1", "a2")]["weights"]["address"] == pytest.approx(math.log2(0.1 / 0.8))  # tf 8/10 replaces u 0.15
+    assert got[("o1", "o2")]["weights"]["address"] == pytest.approx(math.log2(0.1 / 0.2))  # 2/10
+    assert got[("a0", "x1")]["weights"]["address"] == pytest.approx(math.log2(0.05 / 0.02))  # digits: no adjustment
+    assert got[("a1", "o1")]["weights"]["address"] == pytest.approx(math.log2(0.05 / 0.8))
+    stored = scored.withColumn("model_version", F.lit("1")).withColumn("run_id", F.lit("run-1"))
+    again = {(r["record_key_l"], r["record_key_r"]): r for r in reweigh_pairs(stored, model, records, comps, tf, "run-2").collect()}
+    for key, r in got.items():
+        assert again[key]["match_weight"] == r["match_weight"] and again[key]["run_id"] == "run-1", key
+
+
 def test_model_json_round_trip_and_histogram_weights() -> None:
     comps = [_cmp("house", "exact", "house_number"), _cmp("family", "exact", "family_name_match", tf=True)]
     model = _model(comps)
