@@ -35,6 +35,21 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator["SparkSession"]:
 
 
 @pytest.fixture()
+def restore_logging() -> Iterator[None]:
+    """The CLI configures the root logger and the progress display; put both back afterwards."""
+    import logging
+
+    from jobs.common.runlog import configure_progress
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    configure_progress(None)
+
+
+@pytest.fixture()
 def lake_root(tmp_path: Path) -> Path:
     root = tmp_path / "lake"
     root.mkdir()

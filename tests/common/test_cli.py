@@ -29,16 +29,6 @@ class FakeTTY(io.StringIO):
         return True
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """The CLI configures the root logger and the progress display; put both back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    configure_progress(None)
-
 
 def _statuses(text: str, job: str, stage: str) -> list[float]:
     """Elapsed seconds of every status line drawn for ``stage``."""

@@ -284,17 +284,6 @@ def test_valid_fixture_loads_and_direct_construction_still_raises(monkeypatch: p
     assert "location: got nothing; expected a file, folder or glob for format csv" in str(err.value)
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """The CLI configures the root logger; put pytest's handlers back afterwards."""
-    import logging
-
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
 
 def test_cli_validate_config_prints_every_problem_and_exits_2(
     capsys: pytest.CaptureFixture[str], restore_logging: None
