@@ -11,7 +11,9 @@ Both write real Delta tables that every Delta reader opens. Tables are addressed
 under ``lake.root`` by :class:`Lake`.
 
 Privacy (../shared/ARCHITECTURE.md, Invariants): tables are created without min/max statistics
-(``delta.dataSkippingNumIndexedCols=0``) so PII never lands in ``_delta_log``; rows are deleted by
+(``delta.dataSkippingNumIndexedCols=0``) so PII never lands in ``_delta_log``, and without deletion
+vectors (``delta.enableDeletionVectors=false``) so a delete rewrites the files that held the rows
+instead of leaving them in live files; rows are deleted by
 key through a join with a key table, never with a value in the predicate; ``purge_history``
 vacuums with retention 0, checkpoints and drops old log entries.
 
@@ -49,8 +51,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# No min/max statistics on any column: PII must not be copied into the Delta log.
-TABLE_PROPERTIES: dict[str, str] = {"delta.dataSkippingNumIndexedCols": "0"}
+# No min/max statistics on any column: PII must not be copied into the Delta log. No deletion
+# vectors: with them a delete only marks rows as deleted and leaves them in the live data files, where
+# no vacuum removes them (Databricks turns them on for new tables by default); without them a delete
+# rewrites the files, and the purge removes the old ones.
+TABLE_PROPERTIES: dict[str, str] = {"delta.dataSkippingNumIndexedCols": "0", "delta.enableDeletionVectors": "false"}
 ENGINE_NAMES = ("delta-rs", "delta-spark")
 WriteMode = Literal["append", "overwrite"]
 

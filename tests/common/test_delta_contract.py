@@ -426,6 +426,34 @@ def test_log_has_no_min_max_statistics(spark, lake):  # noqa: ANN001
                 assert not stats.get("minValues") and not stats.get("maxValues"), stats
 
 
+def test_tables_are_created_without_deletion_vectors(spark, lake):  # noqa: ANN001
+    """A delete rewrites the files that held the rows: with deletion vectors (Databricks' default for
+    new tables) the rows would stay in live data files, which no vacuum removes."""
+    from deltalake import DeltaTable
+
+    assert delta_module.TABLE_PROPERTIES["delta.enableDeletionVectors"] == "false"
+    lake.append("t.nodv", frame(spark))
+    lake.create("t.created", SCHEMA)
+    for name in ("t.nodv", "t.created"):
+        dt = DeltaTable(lake.path(name))  # delta-rs reads either engine's table
+        assert dt.metadata().configuration.get("delta.enableDeletionVectors") == "false", name
+        protocol = dt.protocol()
+        assert "deletionVectors" not in set(protocol.reader_features or []) | set(protocol.writer_features or []), name
+    import pyarrow.parquet as pq
+
+    path = lake.path("t.nodv")
+    held = {os.path.basename(a) for a in DeltaTable(path).file_uris() if "a" in pq.read_table(a.removeprefix("file://")).column("k").to_pylist()}
+    assert len(held) == 1
+    assert lake.delete_keys("t.nodv", "k", spark.createDataFrame([("a",)], "k string")) == 1
+    assert sorted(r.k for r in lake.read("t.nodv").collect()) == ["b", "c"]
+    for f in sorted(glob.glob(os.path.join(path, "_delta_log", "*.json"))):
+        for line in open(f, encoding="utf-8"):
+            entry = json.loads(line)
+            assert not (entry.get("add") or {}).get("deletionVector"), f
+    live = {os.path.basename(a) for a in DeltaTable(path).file_uris()}
+    assert live and not live & held  # the file that held 'a' left the table (rewritten, not marked)
+
+
 def test_tables_listing_and_bad_address(spark, lake):  # noqa: ANN001
     lake.append("silver.x", frame(spark, ROWS[:1]))
     lake.append("ops.y", frame(spark, ROWS[:1]))
