@@ -107,32 +107,69 @@ class BatchResult:
     skipped: bool = False
 
 
-# How an identifier is normalised before its salted hash is looked up in the suppression list
-# (the same normal form privacy uses when it writes the list); kinds not registered are trimmed only.
-NORMALISERS: Registry[Callable[[str, str], "str | None"]] = Registry("identifier normaliser")
+# How an identifier is normalised before its salted hash is looked up in the suppression list: the
+# normal form silver gives it (privacy writes the list from silver.identifiers). A normaliser gets a
+# batch's distinct (value, country) pairs at once, so the e-mail one runs silver's own transform
+# (typo'd domains corrected too: gmial.com -> gmail.com), not a copy of it. Kinds not registered are
+# trimmed only.
+Normaliser = Callable[["Context", list[tuple[str, str]]], dict[tuple[str, str], "str | None"]]
+NORMALISERS: Registry[Normaliser] = Registry("identifier normaliser")
+ID_KINDS = ("email", "phone", "customer_number", "loyalty_card", "cookie_id", "device_id")
 
 
 @NORMALISERS.register("email")
-def _normalise_email(value: str, country: str) -> str | None:
-    return value.lower()
+def _normalise_emails(ctx: "Context", pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+    from jobs.standardize.emails import silver_emails
+
+    forms = silver_emails(ctx.spark, (v for v, _ in pairs), ctx.cfg.standardize)
+    return {(v, c): forms.get(v) for v, c in pairs}
 
 
 @NORMALISERS.register("phone")
-def _normalise_phone(value: str, country: str) -> str | None:
+def _normalise_phones(ctx: "Context", pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
     import phonenumbers
 
-    try:
-        num = phonenumbers.parse(value, country)
-    except phonenumbers.NumberParseException:
-        return None
-    return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+    out: dict[tuple[str, str], str | None] = {}
+    for value, country in pairs:
+        try:
+            num = phonenumbers.parse(value, country)
+        except phonenumbers.NumberParseException:
+            out[(value, country)] = None
+            continue
+        out[(value, country)] = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+    return out
 
 
-def _normalise_identifier(kind: str, value: str, country: str) -> str | None:
-    value = value.strip()
-    if not value:
-        return None
-    return NORMALISERS.get(kind)(value, country) if kind in NORMALISERS else value
+def _id_fields(src: SourceConfig) -> dict[str, str]:
+    """Identifier kind -> the source field that carries it."""
+    return {kind: src.mapping[kind] for kind in ID_KINDS if kind in src.mapping}
+
+
+def _row_countries(parsed: ParsedFile, src: SourceConfig) -> list[str]:
+    """Each row's country (ISO-2, upper case): its country field, else the source's default."""
+    field = src.mapping.get("country")
+    column = parsed.values.get(field) if field else None
+    out = []
+    for i in range(parsed.rows):
+        country = (column[i] if column else None) or src.default_country
+        out.append((country if len(country) == 2 else src.default_country).upper())
+    return out
+
+
+def suppression_forms(ctx: "Context", parsed: ParsedFile, src: SourceConfig) -> dict[str, dict[tuple[str, str], str | None]]:
+    """Per identifier kind, (trimmed value, row country) -> the normal form its suppression hash is
+    taken of, for every identifier value of a parsed batch (:data:`NORMALISERS`)."""
+    countries = _row_countries(parsed, src)
+    forms: dict[str, dict[tuple[str, str], str | None]] = {}
+    for kind, f in _id_fields(src).items():
+        column = parsed.values.get(f)
+        if not column:
+            continue
+        pairs = sorted({(v.strip(), countries[i]) for i, v in enumerate(column) if v and v.strip()})
+        if not pairs:
+            continue
+        forms[kind] = NORMALISERS.get(kind)(ctx, pairs) if kind in NORMALISERS else {p: p[0] for p in pairs}
+    return forms
 
 
 def _row_values(
@@ -164,8 +201,13 @@ def build_bronze(
     ingested_at: datetime,
     suppression: set[tuple[str, str]],
     salt: str,
+    forms: dict[str, dict[tuple[str, str], str | None]] | None = None,
 ) -> tuple["pa.Table", list[dict[str, Any]]]:
-    """Bronze rows (strings + lineage) and quarantine rows for one parsed batch."""
+    """Bronze rows (strings + lineage) and quarantine rows for one parsed batch.
+
+    A row whose record key, or an identifier in its normal form (``forms``, from
+    :func:`suppression_forms`), is in ``suppression`` is quarantined as suppressed.
+    """
     import pyarrow as pa
 
     from jobs.common.delta import to_arrow_schema
@@ -174,12 +216,9 @@ def build_bronze(
     fields = src.fields
     mapped = set(fields)
     extra_cols = [c for c in parsed.columns if c not in mapped]
-    id_fields = {
-        kind: src.mapping[kind]
-        for kind in ("email", "phone", "customer_number", "loyalty_card", "cookie_id", "device_id")
-        if kind in src.mapping
-    }
-    country_field = src.mapping.get("country")
+    id_fields = _id_fields(src)
+    forms = forms or {}
+    countries = _row_countries(parsed, src) if suppression else []
     values = parsed.values
     empty: list[str | None] = [None] * parsed.rows
     cols = {f: values.get(f, empty) for f in fields}
@@ -203,11 +242,9 @@ def build_bronze(
         if suppression:
             hit = ("record_key", salted_hash(salt, "record_key", key)) in suppression
             if not hit:
-                country = (cols[country_field][i] if country_field else None) or src.default_country
-                country = country if len(country) == 2 else src.default_country
                 for kind, f in id_fields.items():
                     v = cols[f][i]
-                    norm = _normalise_identifier(kind, v, country.upper()) if v else None
+                    norm = forms.get(kind, {}).get((v.strip(), countries[i])) if v and v.strip() else None
                     if norm and (kind, salted_hash(salt, kind, norm)) in suppression:
                         hit = True
                         break
@@ -323,7 +360,8 @@ def land_batch(
     """
     now = datetime.now(timezone.utc)
     schema = bronze_schema(src)
-    bronze, quarantine = build_bronze(parsed, src, batch_id, file, now, suppression, ctx.cfg.privacy.salt)
+    forms = suppression_forms(ctx, parsed, src) if suppression else {}
+    bronze, quarantine = build_bronze(parsed, src, batch_id, file, now, suppression, ctx.cfg.privacy.salt, forms)
     parse_quarantine = [
         _quarantine_row(src.name, batch_id, file, line, reason, raw, now) for line, reason, raw in parsed.quarantine
     ]

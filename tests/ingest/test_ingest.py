@@ -206,6 +206,36 @@ def test_suppressed_rows_are_quarantined_without_raw_text(ctx) -> None:  # noqa:
     assert all(r.raw is None for r in suppressed)
 
 
+def test_a_resent_email_with_a_typo_in_its_domain_is_suppressed(make_ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    """Privacy writes the suppression hash of the address silver keeps (domain typos corrected);
+    ingest checks a row's address in that same form, through silver's own transform."""
+    from jobs.standardize.emails import silver_emails
+
+    (tmp_path / "data" / "crm").mkdir(parents=True)
+    (tmp_path / "data" / "crm" / "resend.csv").write_text(
+        "klantnummer;voornaam;achternaam;email;telefoon\n"
+        "K20;Iemand;Anders; Jan.Jansen@GMIAL.con ;\n"  # a new key, the erased address mistyped
+        "K21;Piet;Jansen;piet.jansen@gmial.com;\n",
+        encoding="utf-8",
+    )
+    ctx = make_ctx(sources=[CRM])
+    assert silver_emails(ctx.spark, [" Jan.Jansen@GMIAL.con ", "geen@email.nl"], ctx.cfg.standardize) == {
+        " Jan.Jansen@GMIAL.con ": "jan.jansen@gmail.com",
+        "geen@email.nl": None,  # a placeholder: silver keeps no address
+    }
+    salt = ctx.cfg.privacy.salt
+    ctx.lake.append_rows(
+        S.PRIVACY_SUPPRESSION.address,
+        [{"id_type": "email", "id_hash": salted_hash(salt, "email", "jan.jansen@gmail.com"), "request_id": "r1"}],
+        S.PRIVACY_SUPPRESSION.schema,
+    )
+    summary = ingest.run(ctx)
+    assert summary["crm"] == {"read": 2, "landed": 1, "quarantined": 1, "batches": 1}
+    assert list(bronze(ctx, "crm")) == [record_key("crm", "K21")]
+    suppressed = ctx.lake.read(S.BRONZE_QUARANTINE.address).collect()
+    assert [(r[S.RECORD_KEY], r.reason, r.raw) for r in suppressed] == [(record_key("crm", "K20"), "suppressed", None)]
+
+
 @pytest.mark.postgres
 @pytest.mark.skipif(pg_bin() is None or not os.path.exists("/usr/share/java/postgresql.jar"), reason="needs Debian postgresql and libpostgresql-jdbc-java (.ci/install-services.sh)")
 def test_jdbc_incremental_by_watermark(make_ctx, tmp_path: Path) -> None:  # noqa: ANN001
