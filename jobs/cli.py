@@ -165,12 +165,16 @@ def cmd_match(args: argparse.Namespace) -> int:
 
 
 def cmd_privacy(args: argparse.Namespace) -> int:
+    if args.all_holders and args.action != "erase":
+        from jobs.common.errors import ConfigError
+
+        raise ConfigError(f"privacy {args.action}: got --all-holders; expected it with erase only")
     ctx = _context(args)
     from jobs.privacy import job
 
     if args.action == "erase":
         subjects = _subjects(args)
-        result = job.erase(ctx, subjects)
+        result = job.erase(ctx, subjects, all_holders=args.all_holders)
     elif args.action == "export":
         result = job.export_subject(ctx, args.subject, args.out)
     else:
@@ -283,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["erase", "export", "retention"])
     p.add_argument("--subject", action="append", help="TYPE:VALUE, e.g. email:jan@example.nl or person_id:P...")
     p.add_argument("--file", help="file with one subject per line (erase)")
+    p.add_argument(
+        "--all-holders",
+        action="store_true",
+        help="erase: also erase a subject whose identifier several persons hold (a family e-mail address), "
+        "erasing every holder; without it such a request is refused and nothing is deleted",
+    )
     p.add_argument("--out", help="output file (export)")
     p.set_defaults(func=cmd_privacy)
 

@@ -131,15 +131,16 @@ def pipeline(spark, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, 
     return SimpleNamespace(base=base, data=data, lake=lake, ctx=ctx, exit_code=code, output=out.getvalue(), log=err.getvalue())
 
 
-def copy_pipeline(pipeline, target: Path, spark):  # noqa: ANN001, ANN201
-    """A private copy of the pipeline's data and lake, with a context on it."""
+def copy_pipeline(pipeline, target: Path, spark, extra: list[str] | None = None):  # noqa: ANN001, ANN201
+    """A private copy of the pipeline's data and lake, with a context on it (``extra``: config
+    overrides for that context)."""
     import shutil
 
     from jobs.common.context import build_context
 
     shutil.copytree(pipeline.data, target / "data")
     shutil.copytree(pipeline.lake, target / "lake")
-    return build_context(pipeline_config(target / "data", target / "lake"), spark=spark)
+    return build_context(pipeline_config(target / "data", target / "lake", extra), spark=spark)
 
 
 def golden_runs(ctx) -> list:  # noqa: ANN001, ANN201

@@ -2,9 +2,22 @@
 
 Erasure (``cdp privacy erase``), for one subject or a file of them, processed as one batch:
 
-1. Resolve: subject -> person ids (golden.identity_map via silver.identifiers) -> every record key
-   of those persons, plus records that carry the identifier but are not resolved yet; their event
-   rows (silver.events tied to their identifiers, cookies or record keys).
+0. Refuse, before anything is deleted, when a place the verification scan must cover cannot be
+   read (an object store; an MLflow server whose API does not answer: :func:`check_scannable`), or
+   when a subject named by an identifier is held by records of more than one person in
+   golden.identity_map (a family e-mail address) and ``--all-holders`` was not given: such a
+   subject names no single person, so the officer names the person with ``person_id:``
+   (:func:`resolve_subjects`).
+1. Resolve: subject -> the records carrying the identifier -> every record linked to those by
+   accepted match edges inside their clusters (person id: every record of the person), plus
+   records that carry the identifier but are not resolved yet; their event rows (silver.events tied
+   to their identifiers, cookies or record keys). Identifier edges of a type the match config
+   conflict-checks (``match.deterministic.conflict_check``, default e-mail and loyalty card) are
+   followed: such a value links nothing when its holders name different people, so an edge of it
+   joins records our rules take for one person. Edges of a shareable type that is not
+   conflict-checked (phone, when deterministic phone links are on: a household's landline) and
+   edges across clusters (cut by the over-merge guard) are not followed; the records they link to
+   the subject's stay, and are counted (``linked_records_kept``) and logged without values.
 2. Delete by key, never by value (delta-rs writes a delete predicate into the log): every table of
    every layer is visited and rows are removed through its key columns (``_record_key``,
    ``record_key``, ``record_key_l/r``, ``event_key``, ``person_id``, ``quarantine_id``).
@@ -21,20 +34,26 @@ Erasure (``cdp privacy erase``), for one subject or a file of them, processed as
    (:func:`golden_scope`), which gives the tables a full golden run would give.
 6. Purge history of every touched table: vacuum with retention 0, checkpoint, expire old log
    entries (the Delta log of a deleted row's file could otherwise keep it). Tables are created
-   without column statistics (jobs/common/delta.py), so no PII sits in min/max stats either.
+   without column statistics (jobs/common/delta.py), so no PII sits in min/max stats either, and
+   without deletion vectors, so a delete rewrites the files that held the rows.
 7. Verify: scan every file under the scan roots (:func:`scan_roots`: lake root with tables, logs,
    checkpoints and the MLflow store, landing folders, access documents, segment exports also
-   outside the lake, extra paths) for the subject's values (jobs/privacy/scan.py), and write
+   outside the lake, extra paths), and an MLflow store elsewhere (a tracking server, Databricks)
+   through its API, for the subject's values (jobs/privacy/scan.py), and write
    privacy.audit: hashed subject reference, times, tables and versions touched, rows removed,
-   files rewritten, scan outcome. No PII in the audit, the run log or the logs. A failed scan
-   fails the command (PrivacyError) after recording it.
+   files rewritten, scan outcome. No PII in the audit, the run log or the logs. A failed scan, and
+   a scan that read no file of the lake, fails the command (PrivacyError) after recording it.
+   In a batch each request's audit row carries its own subject's records and rows removed
+   (:func:`rows_per_request`); tables, versions, files and the scan are the batch's
+   (``batch_requests`` says how many requests shared them).
 
 An identifier value that also belongs to a record of another, non-erased person (a shared family
 e-mail address) stays with that person, and so does a namesake's name; they are counted, not
 scanned for.
 
 Right of access (``cdp privacy export``): :func:`access_document` for one subject, recorded as a
-run, a request and an audit row. Retention (``cdp privacy retention``): :func:`expired_rows`,
+run, a request and an audit row; an identifier several persons hold is refused as in step 0 (the
+document would hand one person the others' data), without an opt-in. Retention (``cdp privacy retention``): :func:`expired_rows`,
 then steps 2-7 without suppression.
 """
 
@@ -46,9 +65,11 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import uuid
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -70,6 +91,7 @@ if TYPE_CHECKING:
     from pyspark.sql import Column
 
     from jobs.common.context import Context
+    from jobs.match.config import DeterministicConfig
 
     from .scan import TextNeedles
 
@@ -86,6 +108,16 @@ TMP_VALUE = f"{S.TMP}value"
 
 
 @dataclass
+class RequestShare:
+    """One request's part of a batch: what its subject alone resolved to (for its audit row)."""
+
+    kind: str
+    record_keys: set[str] = field(default_factory=set)
+    person_ids: set[str] = field(default_factory=set)
+    linked_records_kept: set[str] = field(default_factory=set)
+
+
+@dataclass
 class Subject:
     """What erasure found for a batch of requests (values stay in memory, never logged)."""
 
@@ -96,6 +128,13 @@ class Subject:
     identifiers: set[tuple[str, str]] = field(default_factory=set)
     needles: list[tuple[str, ...]] = field(default_factory=list)
     shared_values: int = 0
+    # Records linked to the subjects' records by an edge resolution did not follow: they stay.
+    linked_records_kept: set[str] = field(default_factory=set)
+    # Per request of the batch, in request order (empty for retention).
+    requests: list[RequestShare] = field(default_factory=list)
+    # Event key (and an event's own record key) -> the subjects' records holding what ties it.
+    event_holders: dict[str, set[str]] = field(default_factory=dict)
+    event_record_holders: dict[str, set[str]] = field(default_factory=dict)
 
 
 def subject_hash(salt: str, kind: str, value: str) -> str:
@@ -116,67 +155,179 @@ def _keys_df(ctx: "Context", keys: Iterable[str], column: str = "record_key") ->
     return ctx.spark.createDataFrame(rows, StructType([StructField(column, StringType())]))
 
 
-# Identifier links that households share (a family e-mail address, a landline): resolution does
-# not follow them, so erasing one person never takes a household member's records along.
-SHAREABLE_LINKS = ("identifier:email", "identifier:phone")
+# Identifier types households share (a family e-mail address, a landline).
+SHAREABLE_ID_TYPES = (S.ID_EMAIL, S.ID_PHONE)
+# What resolution reports for a record linked by an edge across clusters (the over-merge guard
+# split them: different persons by our rules).
+ACROSS_CLUSTERS = "across clusters"
 
 
-def _expand(ctx: "Context", start: set[str]) -> set[str]:
-    """Records linked to ``start`` by match edges, inside their clusters, not over shareable links."""
+def unfollowed_edge_types(det: "DeterministicConfig") -> set[str]:
+    """Identifier edge types resolution does not follow: shareable types the match config does not
+    conflict-check.
+
+    A value of a type in ``match.deterministic.conflict_check`` that records of different given-name
+    initials or birth dates hold makes no edge (jobs/match/deterministic.py), so an edge of such a
+    type links records our rules take for one person: it is followed, or resolution would leave
+    the subject's own records behind. A shareable type without the check (phone, when deterministic
+    phone links are on) links a household sharing a landline: not followed, so erasing one person
+    never takes a household member along.
+    """
+    from jobs.match.deterministic import EDGE_PREFIX
+
+    return {f"{EDGE_PREFIX}{t}" for t in SHAREABLE_ID_TYPES if t not in det.conflict_check}
+
+
+def _expand(ctx: "Context", starts: Sequence[set[str]], follow: Sequence[bool]) -> list[tuple[set[str], dict[str, str]]]:
+    """Per start set: (its records, {record linked to them by an edge not followed: why}).
+
+    With ``follow``, the records reached from the start over accepted match edges inside their
+    clusters, except edges of :func:`unfollowed_edge_types`; else the start itself. A record that
+    an edge links to what was reached, but is not reached itself (a landline edge, an edge the
+    over-merge guard cut), stays and is reported. One collect of the clusters' edges for the
+    whole batch; the walks run on the driver.
+    """
     clusters = _read(ctx, S.MATCH_CLUSTERS.address)
     edges = _read(ctx, S.MATCH_EDGES.address)
-    if clusters is None or edges is None or not start:
-        return set(start)
-    ids = clusters.join(_keys_df(ctx, start), "record_key", "left_semi").select("cluster_id").distinct()
-    members = clusters.join(ids, "cluster_id", "left_semi").select("record_key")
-    local = (
-        edges.where(~F.col("edge_type").isin(*SHAREABLE_LINKS))
-        .join(members.withColumnRenamed("record_key", "record_key_l"), "record_key_l", "left_semi")
-        .select("record_key_l", "record_key_r")
+    every = set().union(*starts) if starts else set()
+    if clusters is None or edges is None or not every:
+        return [(set(s), {}) for s in starts]
+    skip = unfollowed_edge_types(ctx.cfg.match.deterministic)
+    start_df = _keys_df(ctx, every)
+    ids = clusters.join(start_df, "record_key", "left_semi").select("cluster_id").distinct()
+    members = clusters.join(ids, "cluster_id", "left_semi").select("record_key", "cluster_id")
+    cluster_of = {r.record_key: r.cluster_id for r in members.collect()}
+    near = start_df.unionByName(members.select("record_key")).distinct()
+    touching = (
+        edges.join(near.withColumnRenamed("record_key", "record_key_l"), "record_key_l", "left_semi")
+        .unionByName(edges.join(near.withColumnRenamed("record_key", "record_key_r"), "record_key_r", "left_semi"))
+        .select("record_key_l", "record_key_r", "edge_type")
+        .distinct()
         .collect()
     )
     adjacency: dict[str, set[str]] = {}
-    for e in local:
-        adjacency.setdefault(e.record_key_l, set()).add(e.record_key_r)
-        adjacency.setdefault(e.record_key_r, set()).add(e.record_key_l)
-    seen = set(start)
-    todo = list(start)
-    while todo:
-        for nxt in adjacency.get(todo.pop(), ()):
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
-    return seen
+    links: dict[str, list[tuple[str, str]]] = {}
+    for e in touching:
+        l, r, kind = e.record_key_l, e.record_key_r, e.edge_type
+        same = cluster_of.get(l) is not None and cluster_of.get(l) == cluster_of.get(r)
+        if kind in skip:
+            why = kind
+        elif not same:
+            why = ACROSS_CLUSTERS
+        else:
+            why = f"{kind} (subject named by person id)"  # followed when walking
+            adjacency.setdefault(l, set()).add(r)
+            adjacency.setdefault(r, set()).add(l)
+        links.setdefault(l, []).append((r, why))
+        links.setdefault(r, []).append((l, why))
+    out = []
+    for start, walk in zip(starts, follow):
+        seen = set(start)
+        todo = list(start) if walk else []
+        while todo:
+            for nxt in adjacency.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        kept: dict[str, str] = {}
+        for k in sorted(seen):
+            for other, why in links.get(k, ()):
+                if other not in seen:
+                    kept.setdefault(other, why)
+        out.append((seen, kept))
+    return out
 
 
-def resolve_subjects(ctx: "Context", subjects: Sequence[tuple[str, str]]) -> Subject:
+def _subject_reference(ctx: "Context", kind: str, value: str) -> str:
+    """How errors and logs name a subject: its salted hash, cut to 16 characters."""
+    return subject_hash(ctx.cfg.privacy.salt, kind, value)[:16]
+
+
+def resolve_subjects(
+    ctx: "Context", subjects: Sequence[tuple[str, str]], all_holders: bool = False, command: str = "privacy erase"
+) -> Subject:
     """Every record, person and event of the subjects (see the module docstring, step 1).
 
     A subject named by an identifier owns the records carrying it, and the records linked to those
-    by accepted match edges other than shareable identifiers (see :data:`SHAREABLE_LINKS`); a subject
-    named by person id owns every record of that person. Identifier values that other records also
-    carry stay with them (``shared_values``) and are neither deleted through events nor suppressed.
+    by accepted match edges inside their clusters, except edges of :func:`unfollowed_edge_types`; a
+    subject named by person id owns every record of that person. Records an unfollowed edge links
+    to the subject's stay, counted in ``linked_records_kept`` and logged without values.
+
+    An identifier that records of more than one person (golden.identity_map) hold, such as a
+    family e-mail address, names no single person: the request is refused with a
+    :class:`PrivacyError` (every such subject named by kind and hashed reference, with the number
+    of persons), unless ``all_holders``, which erases every holder. Identifier values that other
+    records also carry stay with them (``shared_values``) and are neither deleted through events
+    nor suppressed.
     """
     found = Subject()
     identifiers = _read(ctx, S.SILVER_IDENTIFIERS.address)
     identity = _read(ctx, S.GOLDEN_IDENTITY_MAP.address)
-    direct: set[str] = set()
-    for kind, value in subjects:
+    direct: list[set[str]] = [set() for _ in subjects]
+    holders: list[set[str]] = [set() for _ in subjects]
+    named = [(i, kind, value) for i, (kind, value) in enumerate(subjects) if kind != S.ID_PERSON]
+    if named and identifiers is not None:
+        wanted = ctx.spark.createDataFrame(named, f"{S.TMP}i int, id_type string, id_value string")
+        rows = identifiers.join(wanted, ["id_type", "id_value"]).select(f"{S.TMP}i", "record_key")
+        if identity is not None:
+            rows = rows.join(identity.select("record_key", "person_id"), "record_key", "left")
+        else:
+            rows = rows.withColumn("person_id", F.lit(None).cast("string"))
+        for r in rows.select(f"{S.TMP}i", "record_key", "person_id").distinct().collect():
+            direct[r[0]].add(r[1])
+            if r[2]:
+                holders[r[0]].add(r[2])
+    persons = {v for kind, v in subjects if kind == S.ID_PERSON}
+    if persons and identity is not None:
+        by_person: dict[str, set[str]] = {}
+        for r in identity.where(F.col("person_id").isin(*sorted(persons))).select("person_id", "record_key").collect():
+            by_person.setdefault(r.person_id, set()).add(r.record_key)
+        for i, (kind, value) in enumerate(subjects):
+            if kind == S.ID_PERSON:
+                direct[i] = by_person.get(value, set())
+    refused = [
+        f"the {kind} subject (reference {_subject_reference(ctx, kind, value)}) is held by records of {len(holders[i])} persons"
+        for i, (kind, value) in enumerate(subjects)
+        if len(holders[i]) > 1
+    ]
+    if refused and not all_holders:
+        opt_in = ", or pass --all-holders to erase every holder" if command == "privacy erase" else ""
+        raise PrivacyError(
+            f"{command}: {len(refused)} subject(s) name an identifier that more than one person in "
+            f"{S.GOLDEN_IDENTITY_MAP.address} holds (a family e-mail address, a shared card): {'; '.join(refused)}; "
+            f"nothing was changed. Expected an identifier of one person: name the person with a person_id:P... "
+            f"subject (`cdp profile --id TYPE:VALUE` lists the holders' person ids){opt_in}"
+        )
+    for i in range(len(subjects)):
+        if len(holders[i]) > 1:
+            log.warning("%s: subject #%d is held by %d persons; erasing every holder (--all-holders)", command, i + 1, len(holders[i]))
+    expanded = _expand(ctx, direct, [kind != S.ID_PERSON for kind, _ in subjects])
+    for (kind, value), (keys, kept) in zip(subjects, expanded):
+        share = RequestShare(kind, record_keys=keys, linked_records_kept=set(kept))
         if kind == S.ID_PERSON:
-            if identity is not None:
-                rows = identity.where(F.col("person_id") == F.lit(value)).select("record_key").collect()
-                found.record_keys.update(r.record_key for r in rows)
-            found.person_ids.add(value)
-            continue
-        if identifiers is not None:
-            rows = identifiers.where((F.col("id_type") == F.lit(kind)) & (F.col("id_value") == F.lit(value))).select("record_key").collect()
-            direct.update(r.record_key for r in rows)
-    found.record_keys |= _expand(ctx, direct)
+            share.person_ids.add(value)
+        found.requests.append(share)
+        found.record_keys |= keys
+        found.person_ids |= share.person_ids
+    if identity is not None and found.record_keys:
+        pid = {r.record_key: r.person_id for r in identity.join(_keys_df(ctx, found.record_keys), "record_key", "left_semi").select("record_key", "person_id").collect()}
+        for share in found.requests:
+            share.person_ids |= {pid[k] for k in share.record_keys if k in pid}
+            found.person_ids |= share.person_ids
+    kept_why: dict[str, str] = {}
+    for (_keys, kept) in expanded:
+        for k, why in kept.items():
+            if k not in found.record_keys:
+                kept_why.setdefault(k, why)
+    found.linked_records_kept = set(kept_why)
+    if kept_why:
+        counts = Counter(kept_why.values())
+        log.info(
+            "resolution: %d record(s) linked to the subjects' records stay (edges not followed): %s",
+            len(kept_why), ", ".join(f"{why}: {n}" for why, n in sorted(counts.items())),
+        )
     if not found.record_keys and not found.person_ids:
         return found
-    if identity is not None:
-        keys = _keys_df(ctx, found.record_keys)
-        found.person_ids.update(r.person_id for r in identity.join(keys, "record_key").select("person_id").distinct().collect())
     attach_identifiers_and_events(ctx, found)
     return found
 
@@ -186,13 +337,15 @@ def attach_identifiers_and_events(ctx: "Context", found: Subject) -> None:
 
     An identifier another (remaining) record also carries is shared (``shared_values``): it stays,
     and so do the events tied to it, because they are that record's events too. Cookie ids tie
-    web events to the cookie's record as well.
+    web events to the cookie's record as well. Each tied event remembers the subject records
+    holding what ties it (``event_holders``), so a batch can count it for their request.
     """
     identifiers = _read(ctx, S.SILVER_IDENTIFIERS.address)
     if identifiers is None or not found.record_keys:
         return
     keys = _keys_df(ctx, found.record_keys)
-    own = identifiers.join(keys, "record_key", "left_semi").select("id_type", "id_value").distinct()
+    own_rows = identifiers.join(keys, "record_key", "left_semi").select("record_key", "id_type", "id_value").distinct()
+    own = own_rows.select("id_type", "id_value").distinct()
     shared = (
         identifiers.join(keys, "record_key", "left_anti")
         .join(own, ["id_type", "id_value"], "left_semi")
@@ -202,19 +355,28 @@ def attach_identifiers_and_events(ctx: "Context", found: Subject) -> None:
     )
     shared_set = {(r.id_type, r.id_value) for r in shared}
     found.shared_values += len(shared_set)
-    found.identifiers |= {(r.id_type, r.id_value) for r in own.collect()} - shared_set
+    holding: dict[tuple[str, str], set[str]] = {}
+    for r in own_rows.collect():
+        holding.setdefault((r.id_type, r.id_value), set()).add(r.record_key)
+    mine = set(holding) - shared_set
+    found.identifiers |= mine
     events = _read(ctx, S.SILVER_EVENTS.address)
-    if events is None or not found.identifiers:
+    if events is None or not mine:
         return
-    ids = ctx.spark.createDataFrame(sorted(found.identifiers), "id_type string, id_value string")
-    cookies = sorted(v for t, v in found.identifiers if t == S.ID_COOKIE)
+    ids = ctx.spark.createDataFrame(sorted(mine), "id_type string, id_value string")
+    cookies = sorted(v for t, v in mine if t == S.ID_COOKIE)
     tied = events.join(ids, ["id_type", "id_value"], "left_semi")
     if cookies:
         tied = tied.unionByName(events.join(_keys_df(ctx, cookies, "cookie_id"), "cookie_id", "left_semi"))
-    for r in tied.select("event_key", "record_key").distinct().collect():
+    for r in tied.select("event_key", "record_key", "id_type", "id_value", "cookie_id").distinct().collect():
+        by = holding.get((r.id_type, r.id_value), set()) if (r.id_type, r.id_value) in mine else set()
+        if r.cookie_id and (S.ID_COOKIE, r.cookie_id) in mine:
+            by = by | holding[(S.ID_COOKIE, r.cookie_id)]
         found.event_keys.add(r.event_key)
+        found.event_holders.setdefault(r.event_key, set()).update(by)
         if r.record_key:
             found.event_record_keys.add(r.record_key)
+            found.event_record_holders.setdefault(r.record_key, set()).update(by)
 
 
 def _bronze_addresses(ctx: "Context") -> list[str]:
@@ -397,21 +559,24 @@ def _values_held_elsewhere(ctx: "Context", found: Subject, values: set[str], rem
 # --- deleting ----------------------------------------------------------------------------------
 
 
-def _quarantine_ids(ctx: "Context", found: Subject) -> set[str]:
+def _quarantine_ids(ctx: "Context", found: Subject) -> dict[str, str | None]:
+    """Quarantine rows of the subjects: id -> the record key they were found by (None: found by
+    the subjects' values in their raw text)."""
     q = _read(ctx, S.BRONZE_QUARANTINE.address)
     if q is None:
-        return set()
+        return {}
     keys = found.record_keys | found.event_record_keys
-    ids: set[str] = set()
-    if keys:
-        ids.update(r.quarantine_id for r in q.join(_keys_df(ctx, keys, S.RECORD_KEY), S.RECORD_KEY, "left_semi").select("quarantine_id").collect())
+    ids: dict[str, str | None] = {}
     table = q.select("quarantine_id", "raw").toArrow()
     if table.num_rows and found.needles:
         from .scan import row_mask
 
         mask = row_mask(table.select(["raw"]), found.needles)
         qids = table.column("quarantine_id").to_pylist()
-        ids.update(qids[i] for i in np.nonzero(mask)[0])
+        ids.update((qids[i], None) for i in np.nonzero(mask)[0])
+    if keys:
+        rows = q.join(_keys_df(ctx, keys, S.RECORD_KEY), S.RECORD_KEY, "left_semi").select("quarantine_id", S.RECORD_KEY).collect()
+        ids.update((r.quarantine_id, r[S.RECORD_KEY]) for r in rows)
     return ids
 
 
@@ -420,7 +585,7 @@ def _landing_path(ctx: "Context", named: str) -> str:
     return named if os.path.isabs(named) else os.path.join(ctx.data_root, named)
 
 
-def landing_lines(ctx: "Context", found: Subject, quarantine_ids: set[str]) -> dict[str, set[int]]:
+def landing_lines(ctx: "Context", found: Subject, quarantine_ids: Collection[str]) -> dict[str, set[int]]:
     """file -> lines (rows for Parquet) that landed the subject's rows."""
     out: dict[str, set[int]] = {}
     raw = landing_lines_named(ctx, found, quarantine_ids)
@@ -429,7 +594,7 @@ def landing_lines(ctx: "Context", found: Subject, quarantine_ids: set[str]) -> d
     return out
 
 
-def landing_lines_named(ctx: "Context", found: Subject, quarantine_ids: set[str]) -> dict[str, set[int]]:
+def landing_lines_named(ctx: "Context", found: Subject, quarantine_ids: Collection[str]) -> dict[str, set[int]]:
     out: dict[str, set[int]] = {}
     keys = found.record_keys | found.event_record_keys
     if keys:
@@ -446,35 +611,113 @@ def landing_lines_named(ctx: "Context", found: Subject, quarantine_ids: set[str]
     return out
 
 
-def delete_everywhere(ctx: "Context", found: Subject, quarantine_ids: set[str]) -> dict[str, int]:
-    """Delete the subject's rows from every table by key; table -> rows removed."""
-    removed: dict[str, int] = {}
-    by_column = {
+def _delete_columns(address: str, columns: Iterable[str]) -> list[str]:
+    """The key columns by which erasure deletes from a table, in the order it tries them."""
+    have = set(columns)
+    out = []
+    for column in KEY_COLUMNS:
+        if column not in have:
+            continue
+        if address == S.BRONZE_QUARANTINE.address and column == S.RECORD_KEY:
+            continue  # quarantine rows go by quarantine_id (found by key and by raw text)
+        if address == S.SILVER_EVENTS.address and column == "record_key":
+            continue  # events go by event_key
+        out.append(column)
+    return out
+
+
+def _keys_by_column(found: Subject, quarantine_ids: Iterable[str]) -> dict[str, set[str]]:
+    return {
         S.RECORD_KEY: found.record_keys | found.event_record_keys,
         "record_key": found.record_keys,
         "record_key_l": found.record_keys,
         "record_key_r": found.record_keys,
         "event_key": found.event_keys,
         "person_id": found.person_ids,
-        "quarantine_id": quarantine_ids,
+        "quarantine_id": set(quarantine_ids),
     }
-    frames = {c: _keys_df(ctx, v, c) for c, v in by_column.items() if v}
+
+
+def delete_everywhere(ctx: "Context", found: Subject, quarantine_ids: Collection[str]) -> dict[str, int]:
+    """Delete the subject's rows from every table by key; table -> rows removed."""
+    removed: dict[str, int] = {}
+    frames = {c: _keys_df(ctx, v, c) for c, v in _keys_by_column(found, quarantine_ids).items() if v}
     for address in ctx.lake.tables():
         if address in KEEP_TABLES:
             continue
-        columns = set(ctx.lake.schema(address).fieldNames())
         total = 0
-        for column in KEY_COLUMNS:
-            if column not in columns or column not in frames:
-                continue
-            if address == S.BRONZE_QUARANTINE.address and column == S.RECORD_KEY:
-                continue  # quarantine rows go by quarantine_id (found by key and by raw text)
-            if address == S.SILVER_EVENTS.address and column == "record_key":
-                continue  # events go by event_key
-            total += ctx.lake.delete_keys(address, column, frames[column])
+        for column in _delete_columns(address, ctx.lake.schema(address).fieldNames()):
+            if column in frames:
+                total += ctx.lake.delete_keys(address, column, frames[column])
         if total:
             removed[address] = total
     return removed
+
+
+def _request_owners(found: Subject, quarantine_ids: dict[str, str | None]) -> dict[str, set[tuple[str, int]]]:
+    """Key column -> (key, request index) for every key a request's subject owns.
+
+    Records and persons belong to the request that resolved them; events (and an event's own
+    record) to the requests whose records hold what tied them; quarantine rows found by record
+    key to that record's requests. Quarantine rows found only by raw text belong to none.
+    """
+    by_record: dict[str, set[int]] = {}
+    by_person: dict[str, set[int]] = {}
+    for i, share in enumerate(found.requests):
+        for k in share.record_keys:
+            by_record.setdefault(k, set()).add(i)
+        for p in share.person_ids:
+            by_person.setdefault(p, set()).add(i)
+
+    def of(holders: set[str]) -> set[int]:
+        return set().union(*(by_record.get(k, set()) for k in holders)) if holders else set()
+
+    raw = {k: set(v) for k, v in by_record.items()}
+    for k, holders in found.event_record_holders.items():
+        raw.setdefault(k, set()).update(of(holders))
+    owners: dict[str, set[tuple[str, int]]] = {
+        S.RECORD_KEY: {(k, i) for k, ix in raw.items() for i in ix},
+        "record_key": {(k, i) for k, ix in by_record.items() for i in ix},
+        "person_id": {(p, i) for p, ix in by_person.items() for i in ix},
+        "event_key": {(e, i) for e, holders in found.event_holders.items() for i in of(holders)},
+        "quarantine_id": {(q, i) for q, k in quarantine_ids.items() if k for i in raw.get(k, set())},
+    }
+    owners["record_key_l"] = owners["record_key_r"] = owners["record_key"]
+    return owners
+
+
+def rows_per_request(ctx: "Context", found: Subject, quarantine_ids: dict[str, str | None]) -> list[int]:
+    """Rows each request's subject has in the tables erasure deletes from, counted before the deletes.
+
+    A row of two requests' subjects (a pair of their records) counts for both; a row no single
+    request owns (a quarantined line found by the batch's values only) for none. One Spark job
+    per table, only for a batch of several requests.
+    """
+    out = [0] * len(found.requests)
+    owners = _request_owners(found, quarantine_ids)
+    req = f"{S.TMP}request"
+    frames = {
+        c: ctx.spark.createDataFrame(sorted(pairs), f"{c} string, {req} int").groupBy(c).agg(F.collect_set(req).alias(f"{req}s_{i}"))
+        for i, (c, pairs) in enumerate(sorted(owners.items()))
+        if pairs
+    }
+    for address in ctx.lake.tables():
+        if address in KEEP_TABLES:
+            continue
+        columns = [c for c in _delete_columns(address, ctx.lake.schema(address).fieldNames()) if c in frames]
+        if not columns:
+            continue
+        df = ctx.lake.read(address).select(*columns)
+        lists = []
+        for c in columns:
+            frame = frames[c]
+            df = df.join(F.broadcast(frame), c, "left")
+            lists.append(F.coalesce(F.col(frame.columns[1]), F.array().cast("array<int>")))
+        both = F.array_distinct(F.concat(*lists)) if len(lists) > 1 else lists[0]
+        counts = df.select(F.explode(both).alias(req)).groupBy(req).count().collect()
+        for r in counts:
+            out[r[req]] += int(r["count"])
+    return out
 
 
 # --- files -------------------------------------------------------------------------------------
@@ -674,21 +917,150 @@ def reresolve(ctx: "Context", scope: set[str], golden_changed: dict[str, tuple[i
 
 # --- the commands --------------------------------------------------------------------------------
 
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
+
+
+def _scheme(location: str) -> str | None:
+    """A location's URI scheme, lower-cased; None for a plain path (one letter is a drive)."""
+    m = _SCHEME.match(location.strip())
+    return m.group(1).lower() if m else None
+
+
+_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*):[^@\s/]*@")
+_WEB_USER = re.compile(r"(?i)\b(https?://)[^/\s:@]+@")
+
+
+def _shown(text: str) -> str:
+    """A location, or a message naming one, as errors show it: a password in a URI, and a web URI's
+    user (often a token), left out. (In abfss://container@account... the part before '@' names a
+    container: kept.)"""
+    return _WEB_USER.sub(r"\1***@", _PASSWORD.sub(r"\1:***@", text))
+
+
+def _mlflow_folder(uri: str) -> str | None:
+    """The local folder of an MLflow tracking URI's store; None when it is not on this machine."""
+    text = uri.strip()
+    if text.lower().startswith("databricks"):
+        return None  # 'databricks', 'databricks-uc', 'databricks://profile': a hosted server
+    scheme = _scheme(text)
+    if scheme == "sqlite":
+        return os.path.abspath(os.path.dirname(text[len("sqlite:///") :]) or ".") if text.startswith("sqlite:///") else None
+    if scheme == "file":
+        return os.path.abspath(urlparse(text).path)
+    if scheme is None:
+        return os.path.abspath(text)  # a plain path is an MLflow file store
+    return None  # http(s), postgresql, ...: a tracking server or database elsewhere
+
+
+def unscannable_locations(ctx: "Context") -> list[str]:
+    """The configured places erasure must scan that are not local paths, each as
+    ``setting 'value' (why)`` (empty: every place can be scanned).
+
+    The verification scan reads files (jobs/privacy/scan.py): an object store (s3a://, abfss://,
+    gs://, dbfs:/) cannot be walked, and a scan that skipped it would prove nothing. A mounted path
+    (/dbfs/..., /Volumes/..., a FUSE mount) and file: URIs are local. An MLflow store that is not a
+    local folder (a tracking server, Databricks) is read through the MLflow API instead, so it is a
+    problem only when that API cannot be read (:func:`mlflow_api_problem`).
+    """
+    cfg = ctx.cfg
+    places = [
+        ("lake.root", cfg.lake.root),
+        ("data.root", cfg.data.root),
+        ("privacy.export_dir", cfg.privacy.export_dir),
+        ("segments.export_dir", cfg.segments.export_dir),
+        *[(f"privacy.scan_extra_paths[{i}]", p) for i, p in enumerate(cfg.privacy.scan_extra_paths)],
+    ]
+    problems = []
+    for setting, value in places:
+        scheme = _scheme(value or "")
+        if scheme not in (None, "file"):
+            problems.append(f"{setting} {_shown(value)!r} (a {scheme}: location, not a local path)")
+    uri = cfg.mlflow.tracking_uri
+    if uri and _mlflow_folder(uri) is None:
+        problem = mlflow_api_problem(uri)
+        if problem:
+            problems.append(f"mlflow.tracking_uri {_shown(uri)!r} (not a local store, and {problem})")
+    return problems
+
+
+def mlflow_api_problem(uri: str) -> str | None:
+    """Why an MLflow store cannot be read through its API (None: it can), asked once without
+    retries: a store that is not a local folder is scanned that way (:func:`scan_mlflow_store`)."""
+    from mlflow.tracking import MlflowClient
+
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+    saved = {k: os.environ.get(k) for k in quick}
+    os.environ.update(quick)
+    try:
+        MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - any failure means the scan could not read the store
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return f"its API cannot be read: {type(exc).__name__}: {_shown(first[:200])}"
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return None
+
+
+def check_scannable(ctx: "Context", command: str) -> None:
+    """Refuse, before anything is deleted, an erasure whose verification scan could not read every
+    place it must cover (:func:`unscannable_locations`)."""
+    problems = unscannable_locations(ctx)
+    if problems:
+        raise PrivacyError(
+            f"{command}: nothing was deleted: the verification scan cannot read {'; '.join(problems)}. "
+            "Expected every place erasure scans (lake.root, data.root, privacy.export_dir, segments.export_dir, "
+            "privacy.scan_extra_paths) to be a local or mounted path (e.g. /Volumes/... or /dbfs/... on Databricks) "
+            "or a file: URI, and mlflow.tracking_uri a local store or one whose API answers"
+        )
+
 
 def scan_roots(ctx: "Context") -> list[str]:
     """Every place erasure verification scans: the lake, the landing data, access documents,
     segment exports (an absolute export_dir may lie outside the lake), the MLflow store and the
-    configured extra paths. Folders inside another root are scanned once (the scan dedups)."""
+    configured extra paths. Folders inside another root are scanned once (the scan dedups).
+    :func:`check_scannable` has refused the places that are not local."""
     roots = [ctx.lake_root, ctx.data_root, _access_dir(ctx), _export_root(ctx)]
-    roots += [os.path.abspath(p) for p in ctx.cfg.privacy.scan_extra_paths]
+    for p in ctx.cfg.privacy.scan_extra_paths:
+        roots.append(os.path.abspath(urlparse(p).path) if _scheme(p) == "file" else os.path.abspath(p))
     uri = ctx.cfg.mlflow.tracking_uri
-    if uri and uri.startswith("sqlite:///"):
-        roots.append(os.path.abspath(os.path.dirname(uri[len("sqlite:///") :]) or "."))
-    elif uri and uri.startswith("file:"):
-        roots.append(os.path.abspath(urlparse(uri).path))
-    elif uri and "://" not in uri:
-        roots.append(os.path.abspath(uri))  # a plain path is an MLflow file store
+    folder = _mlflow_folder(uri) if uri else None
+    if folder:
+        roots.append(folder)
     return list(dict.fromkeys(roots))
+
+
+def scan_everything(ctx: "Context", groups: list[tuple[str, ...]]) -> ScanResult:
+    """The verification scan: every file under :func:`scan_roots`, and an MLflow store that is
+    not a local folder through its API (jobs/privacy/scan.py ``scan_mlflow_store``)."""
+    import tempfile
+
+    from .scan import scan_mlflow_store
+
+    result = scan_for_values(scan_roots(ctx), groups)
+    uri = ctx.cfg.mlflow.tracking_uri
+    if uri and _mlflow_folder(uri) is None:
+        with tempfile.TemporaryDirectory(prefix="cdp-mlflow-scan-") as scratch:
+            store = scan_mlflow_store(uri, groups, scratch, label=_shown(uri))
+        result.files += store.files
+        result.hits += store.hits
+        result.hit_files += store.hit_files
+        result.root_files.update(store.root_files)
+    return result
+
+
+def unverified_reason(ctx: "Context", scan: ScanResult) -> str | None:
+    """Why a scan does not verify an erasure (None: it does). A scan that found nothing but read
+    no file of the lake proves nothing, so it fails too."""
+    lake_files = scan.root_files.get(ctx.lake_root, 0)
+    if scan.files == 0 or lake_files == 0:
+        return f"the scan covered {scan.files} file(s), none under lake.root {ctx.lake_root}; expected the lake's table files"
+    if scan.hits:
+        return f"the scan found {scan.hits} value(s) in {len(scan.hit_files)} file(s), first: {scan.hit_files[:3]}; expected none"
+    return None
 
 
 def _access_dir(ctx: "Context") -> str:
@@ -701,8 +1073,36 @@ def _export_root(ctx: "Context") -> str:
     return d if os.path.isabs(d) else os.path.join(ctx.lake_root, d)
 
 
-def erase(ctx: "Context", subjects: Sequence[str], reason: str = "erasure") -> dict[str, Any]:
-    """Erase subjects (``TYPE:VALUE`` each) from every layer and prove it; see the module docstring."""
+def _audit_row(request: dict[str, Any], requested: datetime, done: datetime, batch: int, **values: Any) -> dict[str, Any]:
+    row = {
+        "request_id": request["request_id"], "kind": request["kind"], "subject_hash": request["subject_hash"],
+        "requested_at": requested, "completed_at": done, "tables": {}, "versions": {}, "rows_removed": 0,
+        "files_rewritten": 0, "scan_files": 0, "scan_hits": 0, "outcome": None, "run_id": request["run_id"],
+        "records": 0, "linked_records_kept": 0, "batch_requests": batch,
+    }
+    row.update(values)
+    return row
+
+
+def _append_audit(ctx: "Context", rows: list[dict[str, Any]]) -> None:
+    """Append audit rows; an audit table from before a column was added gets the column first
+    (an append keeps only the table's columns)."""
+    address = S.PRIVACY_AUDIT.address
+    if ctx.lake.exists(address):
+        have = set(ctx.lake.schema(address).fieldNames())
+        for c in S.PRIVACY_AUDIT.columns:
+            if c.name not in have:
+                ctx.lake.add_column(address, c.name, c.dtype)
+    ctx.lake.append_rows(address, rows, S.PRIVACY_AUDIT.schema)
+
+
+def erase(ctx: "Context", subjects: Sequence[str], reason: str = "erasure", all_holders: bool = False) -> dict[str, Any]:
+    """Erase subjects (``TYPE:VALUE`` each) from every layer and prove it; see the module docstring.
+
+    Refused before anything is deleted (requests failed, audit outcome ``refused``, PrivacyError):
+    a place the scan must cover is not local (:func:`check_scannable`), or a subject's identifier
+    is held by several persons and ``all_holders`` is off (:func:`resolve_subjects`).
+    """
     parsed = list(dict.fromkeys(parse_subject(s) for s in subjects))
     if not parsed:
         raise PrivacyError("privacy erase: got no subject; expected --subject TYPE:VALUE or --file FILE")
@@ -712,47 +1112,47 @@ def erase(ctx: "Context", subjects: Sequence[str], reason: str = "erasure") -> d
         {"request_id": f"req-{uuid.uuid4().hex[:12]}", "kind": reason, "subject_hash": subject_hash(salt, k, v), "state": "received", "received_at": requested, "completed_at": None, "run_id": None}
         for k, v in parsed
     ]
+    batch = len(requests)
     with record_run(ctx.lake, "privacy_erase", ctx.config_hash, ctx.parent_run_id) as run:
         for r in requests:
             r["run_id"] = run.run_id
         ctx.lake.upsert_rows(S.PRIVACY_REQUESTS.address, requests, S.PRIVACY_REQUESTS.schema, ["request_id"])
-        found = resolve_subjects(ctx, parsed)
+        try:
+            check_scannable(ctx, "privacy erase")
+            found = resolve_subjects(ctx, parsed, all_holders=all_holders)
+        except PrivacyError:
+            done = datetime.now(timezone.utc)
+            for r in requests:
+                r.update(state="failed", completed_at=done)
+            ctx.lake.upsert_rows(S.PRIVACY_REQUESTS.address, requests, S.PRIVACY_REQUESTS.schema, ["request_id"])
+            _append_audit(ctx, [_audit_row(r, requested, done, batch, outcome="refused") for r in requests])
+            raise
         run.stage(f"resolved {len(parsed)} subject(s): {len(found.person_ids)} persons, {len(found.record_keys)} records, {len(found.event_keys)} events")
         result = erase_found(ctx, found, run.run_id, suppress=True, request_ids=[r["request_id"] for r in requests])
         run.rows_in = len(found.record_keys) + len(found.event_keys)
         run.rows_out = result["rows_removed"]
-        for k in ("rows_removed", "files_rewritten", "scan_files", "scan_hits", "persons", "records", "events", "shared_values_kept"):
+        for k in ("rows_removed", "files_rewritten", "scan_files", "scan_hits", "persons", "records", "events", "shared_values_kept", "linked_records_kept"):
             run.metric(k, result[k])
         done = datetime.now(timezone.utc)
         audit = []
-        for r in requests:
+        for r, share in zip(requests, result["per_request"]):
             r.update(state="done" if result["outcome"] == "verified" else "failed", completed_at=done)
             audit.append(
-                {
-                    "request_id": r["request_id"],
-                    "kind": reason,
-                    "subject_hash": r["subject_hash"],
-                    "requested_at": requested,
-                    "completed_at": done,
-                    "tables": result["tables"],
-                    "versions": result["versions"],
-                    "rows_removed": result["rows_removed"],
-                    "files_rewritten": result["files_rewritten"],
-                    "scan_files": result["scan_files"],
-                    "scan_hits": result["scan_hits"],
-                    "outcome": result["outcome"],
-                    "run_id": run.run_id,
-                }
+                _audit_row(
+                    r, requested, done, batch,
+                    tables=result["tables"], versions=result["versions"], rows_removed=share["rows_removed"],
+                    files_rewritten=result["files_rewritten"], scan_files=result["scan_files"], scan_hits=result["scan_hits"],
+                    outcome=result["outcome"], records=share["records"], linked_records_kept=share["linked_records_kept"],
+                )
             )
+            share["request"] = r["request_id"]
         ctx.lake.upsert_rows(S.PRIVACY_REQUESTS.address, requests, S.PRIVACY_REQUESTS.schema, ["request_id"])
-        ctx.lake.append_rows(S.PRIVACY_AUDIT.address, audit, S.PRIVACY_AUDIT.schema)
+        _append_audit(ctx, audit)
         if result["outcome"] != "verified":
-            raise PrivacyError(
-                f"erasure of {len(parsed)} subject(s) could not be verified: the scan found {result['scan_hits']} "
-                f"value(s) in {len(result['hit_files'])} file(s), first: {result['hit_files'][:3]}; expected none"
-            )
+            raise PrivacyError(f"erasure of {len(parsed)} subject(s) could not be verified: {result['unverified']}")
     result["requests"] = [r["request_id"] for r in requests]
-    result.pop("hit_files", None)
+    for k in ("hit_files", "unverified"):
+        result.pop(k, None)
     return result
 
 
@@ -762,14 +1162,19 @@ def erase_found(
     """Steps 2 to 7 of the module docstring for what :func:`resolve_subjects` found.
 
     ``retention`` removes old rows rather than a person: values remaining rows still hold are
-    not scanned for (see :func:`collect_needles`).
+    not scanned for (see :func:`collect_needles`). Fails before any delete when a place the scan
+    must cover is not local (:func:`check_scannable`). ``per_request`` in the result: records,
+    rows removed and linked records kept of each of ``found.requests`` (rows counted per request
+    by :func:`rows_per_request` when there are several).
     """
     from jobs.golden.job import output_versions, rebase_state
 
+    check_scannable(ctx, "privacy retention" if retention else "privacy erase")
     collect_needles(ctx, found, keep_values_of_remaining_rows=retention)
     quarantine_ids = _quarantine_ids(ctx, found)
     lines = landing_lines(ctx, found, quarantine_ids)
     scope = golden_scope(ctx, found)
+    shares = rows_per_request(ctx, found, quarantine_ids) if len(found.requests) > 1 else None
     golden_before = output_versions(ctx)
     removed = delete_everywhere(ctx, found, quarantine_ids)
     golden_after = output_versions(ctx)
@@ -815,20 +1220,33 @@ def erase_found(
     rebase_state(ctx, moved)
     # Spark checkpoints are transient copies of table data.
     shutil.rmtree(os.path.join(ctx.lake_root, "_checkpoints"), ignore_errors=True)
-    scan: ScanResult = scan_for_values(scan_roots(ctx), found.needles)
+    scan = scan_everything(ctx, found.needles)
+    unverified = unverified_reason(ctx, scan)
+    rows_removed = sum(removed.values())
+    per_request = [
+        {
+            "records": len(share.record_keys),
+            "rows_removed": shares[i] if shares is not None else rows_removed,
+            "linked_records_kept": len(share.linked_records_kept - found.record_keys),
+        }
+        for i, share in enumerate(found.requests)
+    ]
     return {
         "persons": len(found.person_ids),
         "records": len(found.record_keys),
         "events": len(found.event_keys),
         "tables": removed,
         "versions": versions,
-        "rows_removed": sum(removed.values()),
+        "rows_removed": rows_removed,
         "files_rewritten": len(changed),
         "scan_files": scan.files,
         "scan_hits": scan.hits,
         "hit_files": scan.hit_files,
         "shared_values_kept": found.shared_values,
-        "outcome": "verified" if scan.clean else "failed",
+        "linked_records_kept": len(found.linked_records_kept),
+        "per_request": per_request,
+        "outcome": "verified" if unverified is None else "failed",
+        "unverified": unverified,
     }
 
 
@@ -984,7 +1402,12 @@ def export_subject(ctx: "Context", subject: str | Sequence[str] | None, out: str
     with record_run(ctx.lake, "privacy_export", ctx.config_hash, ctx.parent_run_id) as run:
         request = {"request_id": request_id, "kind": "access", "subject_hash": reference, "state": "received", "received_at": received, "completed_at": None, "run_id": run.run_id}
         ctx.lake.upsert_rows(S.PRIVACY_REQUESTS.address, [request], S.PRIVACY_REQUESTS.schema, ["request_id"])
-        found = resolve_subjects(ctx, [(kind, value)])
+        try:
+            found = resolve_subjects(ctx, [(kind, value)], command="privacy export")
+        except PrivacyError:
+            request.update(state="failed", completed_at=datetime.now(timezone.utc))
+            ctx.lake.upsert_rows(S.PRIVACY_REQUESTS.address, [request], S.PRIVACY_REQUESTS.schema, ["request_id"])
+            raise
         if not found.record_keys:
             request.update(state="failed", completed_at=datetime.now(timezone.utc))
             ctx.lake.upsert_rows(S.PRIVACY_REQUESTS.address, [request], S.PRIVACY_REQUESTS.schema, ["request_id"])
@@ -1011,11 +1434,7 @@ def export_subject(ctx: "Context", subject: str | Sequence[str] | None, out: str
         done = datetime.now(timezone.utc)
         request.update(state="done", completed_at=done)
         ctx.lake.upsert_rows(S.PRIVACY_REQUESTS.address, [request], S.PRIVACY_REQUESTS.schema, ["request_id"])
-        ctx.lake.append_rows(
-            S.PRIVACY_AUDIT.address,
-            [{"request_id": request_id, "kind": "access", "subject_hash": reference, "requested_at": received, "completed_at": done, "tables": {}, "versions": {}, "rows_removed": 0, "files_rewritten": 0, "scan_files": 0, "scan_hits": 0, "outcome": "exported", "run_id": run.run_id}],
-            S.PRIVACY_AUDIT.schema,
-        )
+        _append_audit(ctx, [_audit_row(request, received, done, 1, outcome="exported", records=len(found.record_keys))])
     return {"out": os.path.abspath(out), "request": request_id, "run_id": run.run_id, "persons": len(found.person_ids), "records": len(found.record_keys), "counts": counts}
 
 
@@ -1088,6 +1507,7 @@ def retention(ctx: "Context") -> dict[str, Any]:
     failed run) and raised as :class:`PrivacyError`.
     """
     with record_run(ctx.lake, "privacy_retention", ctx.config_hash, ctx.parent_run_id) as run:
+        check_scannable(ctx, "privacy retention")
         found = expired_rows(ctx)
         run.stage(f"expired: {len(found.record_keys)} records, {len(found.event_keys)} events, {len(found.person_ids)} whole persons")
         run.metric("records", len(found.record_keys))
@@ -1106,17 +1526,23 @@ def retention(ctx: "Context") -> dict[str, Any]:
         done = datetime.now(timezone.utc)
         request.update(state="done" if result["outcome"] == "verified" else "failed", completed_at=done)
         ctx.lake.upsert_rows(S.PRIVACY_REQUESTS.address, [request], S.PRIVACY_REQUESTS.schema, ["request_id"])
-        ctx.lake.append_rows(
-            S.PRIVACY_AUDIT.address,
-            [{"request_id": request_id, "kind": "retention", "subject_hash": None, "requested_at": requested, "completed_at": done, "tables": result["tables"], "versions": result["versions"], "rows_removed": result["rows_removed"], "files_rewritten": result["files_rewritten"], "scan_files": result["scan_files"], "scan_hits": result["scan_hits"], "outcome": result["outcome"], "run_id": run.run_id}],
-            S.PRIVACY_AUDIT.schema,
+        _append_audit(
+            ctx,
+            [
+                _audit_row(
+                    request, requested, done, 1, tables=result["tables"], versions=result["versions"],
+                    rows_removed=result["rows_removed"], files_rewritten=result["files_rewritten"],
+                    scan_files=result["scan_files"], scan_hits=result["scan_hits"], outcome=result["outcome"],
+                    records=result["records"],
+                )
+            ],
         )
         if result["outcome"] != "verified":
             raise PrivacyError(
                 f"retention of {len(found.record_keys)} record(s) and {len(found.event_keys)} event(s) could not be verified: "
-                f"the scan found {result['scan_hits']} value(s) in {len(result['hit_files'])} file(s), first: {result['hit_files'][:3]}; "
-                "expected none"
+                f"{result['unverified']}"
             )
-    result.pop("hit_files", None)
+    for k in ("hit_files", "unverified", "per_request"):
+        result.pop(k, None)
     result["request"] = request_id
     return result

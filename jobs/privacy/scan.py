@@ -11,8 +11,12 @@ for the subject's values:
 * Every other file (Delta JSON logs, CSV/NDJSON landing files, export files and manifests, the
   MLflow SQLite database and artifacts) is searched as bytes, decompressed when gzip/zstd, in
   UTF-8 and Latin-1; groups of several needles are checked per line.
+* An MLflow store that is not a local folder (a tracking server, Databricks) is read through the
+  MLflow API into a scratch folder and scanned there (:func:`scan_mlflow_store`).
 
-The result holds counts and file paths only, never the values (it goes into privacy.audit).
+The result holds counts and file paths only, never the values (it goes into privacy.audit), and
+the files scanned under each root: a root that does not exist counts 0 files, so a caller can tell
+a clean scan from one that read nothing (jobs/privacy/job.py ``unverified_reason``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class ScanResult:
     files: int = 0
     hits: int = 0
     hit_files: list[str] = field(default_factory=list)
+    # root -> files scanned under it (a file under two roots counts for the first)
+    root_files: dict[str, int] = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
@@ -300,7 +306,10 @@ def scan_for_values(roots: Sequence[str], groups: Iterable[Sequence[str]]) -> Sc
     text_needles = TextNeedles(needle_groups)
     seen: set[str] = set()
     for root in roots:
-        if not root or not os.path.exists(root):
+        if not root:
+            continue
+        result.root_files.setdefault(root, 0)
+        if not os.path.exists(root):
             continue
         walker = [(os.path.dirname(root), [], [os.path.basename(root)])] if os.path.isfile(root) else os.walk(root)
         for folder, _dirs, files in walker:
@@ -310,6 +319,7 @@ def scan_for_values(roots: Sequence[str], groups: Iterable[Sequence[str]]) -> Sc
                     continue
                 seen.add(path)
                 result.files += 1
+                result.root_files[root] += 1
                 if not needle_groups:
                     continue
                 if name.endswith(".parquet"):
@@ -322,4 +332,65 @@ def scan_for_values(roots: Sequence[str], groups: Iterable[Sequence[str]]) -> Sc
                 if hits:
                     result.hits += hits
                     result.hit_files.append(path)
+    return result
+
+
+def _pages(fetch):  # noqa: ANN001, ANN202
+    """Every item of a paged MLflow search (``fetch(page_token)`` returns a PagedList)."""
+    token = None
+    while True:
+        page = fetch(token)
+        yield from page
+        token = getattr(page, "token", None)
+        if not token:
+            return
+
+
+def scan_mlflow_store(uri: str, groups: Iterable[Sequence[str]], scratch: str, label: str | None = None) -> ScanResult:
+    """Search an MLflow tracking store through its API: for a store that is not a local folder (a
+    tracking server, Databricks), which :func:`scan_for_values` cannot walk.
+
+    Everything the store holds for us is written into ``scratch`` and scanned as files: per
+    experiment its name and tags; per run (deleted ones too) its name, parameters, tags and metric
+    names, and its artifacts (downloaded); per registered model and version their descriptions and
+    tags. ``hit_files`` name the store (``label``, default the URI) and what held the value, not
+    the scratch copy.
+    """
+    import json
+
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    names: dict[str, str] = {}
+
+    def dump(what: str, obj: dict) -> None:
+        path = os.path.join(scratch, "metadata", f"{len(names):06d}.json")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, ensure_ascii=False, sort_keys=True, default=str)
+        names[os.path.realpath(path)] = what
+
+    for exp in _pages(lambda t: client.search_experiments(view_type=ViewType.ALL, page_token=t)):
+        dump(f"experiment {exp.experiment_id}", {"name": exp.name, "tags": exp.tags})
+        runs = _pages(lambda t, e=exp.experiment_id: client.search_runs([e], run_view_type=ViewType.ALL, max_results=1000, page_token=t))
+        for run in runs:
+            run_id = run.info.run_id
+            dump(f"run {run_id}", {"name": run.info.run_name, "params": run.data.params, "tags": run.data.tags, "metrics": sorted(run.data.metrics)})
+            if client.list_artifacts(run_id):
+                target = os.path.join(scratch, "artifacts", run_id)
+                os.makedirs(target, exist_ok=True)
+                client.download_artifacts(run_id, "", target)
+                for folder, _dirs, files in os.walk(target):
+                    for f in files:
+                        full = os.path.join(folder, f)
+                        names[os.path.realpath(full)] = f"run {run_id} artifact {os.path.relpath(full, target)}"
+    for model in _pages(lambda t: client.search_registered_models(page_token=t)):
+        dump(f"registered model {model.name}", {"description": model.description, "tags": model.tags})
+        for v in _pages(lambda t, m=model.name: client.search_model_versions(f"name='{m}'", page_token=t)):
+            dump(f"registered model {model.name} version {v.version}", {"description": v.description, "tags": v.tags})
+    result = scan_for_values([scratch], groups)
+    label = label or uri
+    result.hit_files = [f"{label}: {names.get(p, p)}" for p in result.hit_files]
+    result.root_files = {label: result.files}
     return result

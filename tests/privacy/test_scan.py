@@ -167,3 +167,79 @@ def test_a_name_pair_another_row_spells_across_columns_is_held_there(spark) -> N
     groups = _groups([("Sam", "Willem"), ("Jan", "Jansen"), ("kat", "heyne"), ("samantha", "Willemstad"), ("sam", "willemstad")])
     needles = sorted({x for g in groups for x in g})
     assert _groups_in_rows(rows, groups, needles) == {("sam", "willem"), ("heyne", "kat"), ("samantha", "willemstad")}
+
+
+def test_places_that_are_not_local_paths_cannot_be_scanned(make_ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    from jobs.privacy.job import _mlflow_folder, unscannable_locations
+
+    ctx = make_ctx(privacy={"salt": "test-salt-123"})
+    assert unscannable_locations(ctx) == []
+    ctx.cfg.lake.root = "s3a://bucket/lake"  # what the config said; the context's lake is local here
+    ctx.cfg.segments.export_dir = "abfss://exports@account.dfs.core.windows.net/audiences"
+    ctx.cfg.privacy.export_dir = "/dbfs/mnt/access"  # a mounted path is local
+    ctx.cfg.privacy.scan_extra_paths = [f"file://{tmp_path}/extra", "gs://bucket/side"]
+    ctx.cfg.mlflow.tracking_uri = "http://user:secret@127.0.0.1:9"  # a server that does not answer
+    problems = unscannable_locations(ctx)
+    assert problems[:3] == [
+        "lake.root 's3a://bucket/lake' (a s3a: location, not a local path)",
+        "segments.export_dir 'abfss://exports@account.dfs.core.windows.net/audiences' (a abfss: location, not a local path)",
+        "privacy.scan_extra_paths[1] 'gs://bucket/side' (a gs: location, not a local path)",
+    ]
+    assert problems[3].startswith("mlflow.tracking_uri 'http://user:***@127.0.0.1:9' (not a local store, and its API cannot be read: MlflowException: ")
+    from jobs.privacy.job import _shown
+
+    assert _shown("see https://token@h.example/x and s3a://k:s3cr3t@bucket/p, abfss://c@acct.dfs/x") == "see https://***@h.example/x and s3a://k:***@bucket/p, abfss://c@acct.dfs/x"
+    assert len(problems) == 4 and "secret" not in problems[3]
+    ctx.cfg.mlflow.tracking_uri = "databricks"  # no workspace configured here
+    assert unscannable_locations(ctx)[3].startswith("mlflow.tracking_uri 'databricks' (not a local store, and its API cannot be read: ")
+    for uri in ("databricks", "databricks-uc", "databricks://profile", "https://mlflow.example.com", "postgresql://db/mlflow"):
+        assert _mlflow_folder(uri) is None, uri
+    for uri, folder in ((f"sqlite:///{tmp_path}/ml/mlflow.db", tmp_path / "ml"), (f"file://{tmp_path}/mlruns", tmp_path / "mlruns"), (str(tmp_path / "mlruns"), tmp_path / "mlruns")):
+        assert _mlflow_folder(uri) == str(folder), uri
+        ctx.cfg.mlflow.tracking_uri = uri
+        assert not any(p.startswith("mlflow") for p in unscannable_locations(ctx))
+
+
+def test_an_mlflow_store_elsewhere_is_scanned_through_its_api(tmp_path: Path) -> None:
+    """Runs' parameters and artifacts and registered models' descriptions, read through the API
+    (here of a SQLite store, the code path of a tracking server or Databricks)."""
+    from mlflow.tracking import MlflowClient
+
+    from jobs.privacy.scan import scan_mlflow_store
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    exp = client.create_experiment("cdp-match", artifact_location=str(tmp_path / "artifacts"))
+    run = client.create_run(exp).info.run_id
+    client.log_param(run, "note", "trained after jan.jansen@example.nl complained")
+    client.log_text(run, "called +31612345678", "notes/call.txt")
+    client.log_metric(run, "f1", 0.9)
+    client.set_terminated(run)
+    client.create_registered_model("cdp-match", description="asked for by Jan Jansen")
+    result = scan_mlflow_store(uri, NEEDLES, str(tmp_path / "scratch"), label="the store")
+    assert sorted(result.hit_files) == ["the store: registered model cdp-match", f"the store: run {run}", f"the store: run {run} artifact notes/call.txt"]
+    assert result.root_files == {"the store": result.files} and result.files == 5  # 2 experiments (Default too), run, artifact, model
+    clean = scan_mlflow_store(uri, [("piet@example.nl",)], str(tmp_path / "scratch2"))
+    assert clean.clean and clean.files == result.files
+
+
+def test_a_scan_that_read_no_file_of_the_lake_verifies_nothing(make_ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    from jobs.privacy.job import unverified_reason
+
+    ctx = make_ctx(privacy={"salt": "test-salt-123"})
+    lake = Path(ctx.lake_root)
+    empty = scan_for_values([str(lake), str(tmp_path / "nowhere")], NEEDLES)
+    assert (empty.files, empty.hits, empty.root_files) == (0, 0, {str(lake): 0, str(tmp_path / "nowhere"): 0})
+    assert empty.clean  # no value found ...
+    assert unverified_reason(ctx, empty) == f"the scan covered 0 file(s), none under lake.root {lake}; expected the lake's table files"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "crm.csv").write_text("K2;Piet;Jansen\n", encoding="utf-8")
+    elsewhere = scan_for_values([str(lake), str(tmp_path / "data")], NEEDLES)
+    assert elsewhere.files == 1 and unverified_reason(ctx, elsewhere).startswith("the scan covered 1 file(s), none under lake.root")
+    (lake / "silver").mkdir()
+    (lake / "silver" / "part-0.json").write_text('{"e": "jan.jansen@example.nl"}', encoding="utf-8")
+    found = scan_for_values([str(lake), str(tmp_path / "data")], NEEDLES)
+    assert found.root_files == {str(lake): 1, str(tmp_path / "data"): 1}
+    assert unverified_reason(ctx, found) == f"the scan found 2 value(s) in 1 file(s), first: ['{lake}/silver/part-0.json']; expected none"
+    (lake / "silver" / "part-0.json").write_text('{"e": "piet@example.nl"}', encoding="utf-8")
+    assert unverified_reason(ctx, scan_for_values([str(lake), str(tmp_path / "data")], NEEDLES)) is None
