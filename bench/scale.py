@@ -494,16 +494,19 @@ def part_stability(args: argparse.Namespace) -> tuple[dict[str, Any], tuple[str,
 
 
 def pick_subjects(lake: str, truth: pd.Series, count: int, seed: int) -> list[str]:
-    """``email:<value>`` of ``count`` distinct persons whose e-mail no other true person uses."""
+    """``email:<value>`` of ``count`` distinct persons whose e-mail no other true person uses and
+    golden gives to one person (erasure refuses a value several golden persons hold)."""
     ids = _read_delta(os.path.join(lake, "silver", "identifiers"), ["record_key", "id_type", "id_value"])
-    if ids is None:
-        raise RuntimeError(f"{lake}: silver.identifiers missing")
+    identity = _read_delta(os.path.join(lake, "golden", "identity_map"), ["record_key", "person_id"])
+    if ids is None or identity is None:
+        raise RuntimeError(f"{lake}: silver.identifiers or golden.identity_map missing")
     ids = ids[(ids["id_type"] == "email") & ids["id_value"].notna()]
     uid = key_to_uid(lake, truth.index)
-    ids = ids.assign(person=ids["record_key"].map(uid).map(truth))
+    ids = ids.assign(person=ids["record_key"].map(uid).map(truth), golden=ids["record_key"].map(identity.set_index("record_key")["person_id"]))
     ids = ids[ids["person"].notna()]
     persons_per_value = ids.groupby("id_value")["person"].nunique()
-    own = ids[ids["id_value"].map(persons_per_value) == 1]
+    golden_per_value = ids.groupby("id_value")["golden"].nunique()
+    own = ids[(ids["id_value"].map(persons_per_value) == 1) & (ids["id_value"].map(golden_per_value) <= 1)]
     one = own.sort_values("id_value").groupby("person")["id_value"].first().sort_index()
     if len(one) < count:
         raise RuntimeError(f"only {len(one)} persons with an e-mail of their own; need {count}")
