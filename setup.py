@@ -17,6 +17,7 @@ INSTALL_REQUIRES = [
     "phonenumbers==9.0.43",
     "rapidfuzz==3.14.6",
     "pyahocorasick==2.3.1",  # jobs/privacy/scan.py: all of an erasure's values in one pass over a file
+    "zstandard==0.25.0",  # jobs/privacy/scan.py: zstd-compressed files are decompressed before the search
     "faker==40.54.0",
     "matplotlib>=3.8,<4",
 ]

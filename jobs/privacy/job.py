@@ -1048,6 +1048,7 @@ def scan_everything(ctx: "Context", groups: list[tuple[str, ...]]) -> ScanResult
         result.files += store.files
         result.hits += store.hits
         result.hit_files += store.hit_files
+        result.unreadable += store.unreadable
         result.root_files.update(store.root_files)
     return result
 
@@ -1060,6 +1061,11 @@ def unverified_reason(ctx: "Context", scan: ScanResult) -> str | None:
         return f"the scan covered {scan.files} file(s), none under lake.root {ctx.lake_root}; expected the lake's table files"
     if scan.hits:
         return f"the scan found {scan.hits} value(s) in {len(scan.hit_files)} file(s), first: {scan.hit_files[:3]}; expected none"
+    if scan.unreadable:
+        return (
+            f"the scan could not decode {len(scan.unreadable)} file(s), first: {scan.unreadable[:3]}; expected every "
+            "file readable (a compressed file searched as raw bytes proves nothing)"
+        )
     return None
 
 

@@ -36,10 +36,17 @@ class ScanResult:
     hit_files: list[str] = field(default_factory=list)
     # root -> files scanned under it (a file under two roots counts for the first)
     root_files: dict[str, int] = field(default_factory=dict)
+    # files that could not be decoded (a broken gzip/zstd stream, a Parquet file pyarrow cannot
+    # read): their raw bytes are compressed, so a search of them proves nothing
+    unreadable: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        return self.hits == 0
+        return self.hits == 0 and not self.unreadable
+
+
+class UnreadableFile(Exception):
+    """A file whose content cannot be decoded for the search."""
 
 
 def _groups(groups: Iterable[Sequence[str]]) -> list[tuple[str, ...]]:
@@ -197,15 +204,22 @@ def _read_bytes(path: str) -> bytes:
     if data[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(data)
-        except OSError:
-            return data
+        except (OSError, EOFError) as exc:
+            raise UnreadableFile(f"gzip: {exc}") from None
     if data[:4] == b"\x28\xb5\x2f\xfd":
-        try:
-            import zstandard
+        import zstandard
 
-            return zstandard.ZstdDecompressor().decompressobj().decompress(data)
-        except Exception:  # noqa: BLE001 - not decodable: search the raw bytes
-            return data
+        out, rest = [], data
+        while rest:  # frame by frame: concatenated frames are one valid stream
+            frame = zstandard.ZstdDecompressor().decompressobj()
+            try:
+                out.append(frame.decompress(rest))
+            except zstandard.ZstdError as exc:
+                raise UnreadableFile(f"zstd: {exc}") from None
+            if not frame.eof:
+                raise UnreadableFile("zstd: the stream ends inside a frame")
+            rest = frame.unused_data
+        return b"".join(out)
     return data
 
 
@@ -322,13 +336,17 @@ def scan_for_values(roots: Sequence[str], groups: Iterable[Sequence[str]]) -> Sc
                 result.root_files[root] += 1
                 if not needle_groups:
                     continue
-                if name.endswith(".parquet"):
-                    try:
-                        hits = _parquet_hits(path, needle_groups)
-                    except Exception:  # noqa: BLE001 - unreadable parquet: fall back to bytes
+                try:
+                    if name.endswith(".parquet"):
+                        try:
+                            hits = _parquet_hits(path, needle_groups)
+                        except Exception as exc:  # noqa: BLE001 - pyarrow's errors vary by damage
+                            raise UnreadableFile(f"parquet: {exc}") from None
+                    else:
                         hits = _text_hits(path, text_needles)
-                else:
-                    hits = _text_hits(path, text_needles)
+                except UnreadableFile:
+                    result.unreadable.append(path)
+                    continue
                 if hits:
                     result.hits += hits
                     result.hit_files.append(path)
@@ -392,5 +410,6 @@ def scan_mlflow_store(uri: str, groups: Iterable[Sequence[str]], scratch: str, l
     result = scan_for_values([scratch], groups)
     label = label or uri
     result.hit_files = [f"{label}: {names.get(p, p)}" for p in result.hit_files]
+    result.unreadable = [f"{label}: {names.get(p, p)}" for p in result.unreadable]
     result.root_files = {label: result.files}
     return result

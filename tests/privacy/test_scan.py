@@ -243,3 +243,45 @@ def test_a_scan_that_read_no_file_of_the_lake_verifies_nothing(make_ctx, tmp_pat
     assert unverified_reason(ctx, found) == f"the scan found 2 value(s) in 1 file(s), first: ['{lake}/silver/part-0.json']; expected none"
     (lake / "silver" / "part-0.json").write_text('{"e": "piet@example.nl"}', encoding="utf-8")
     assert unverified_reason(ctx, scan_for_values([str(lake), str(tmp_path / "data")], NEEDLES)) is None
+
+
+def test_zstd_files_are_searched_decompressed(tmp_path: Path) -> None:
+    import zstandard
+
+    text = b'{"e": "jan.jansen@example.nl"}\n'
+    (tmp_path / "z").mkdir()
+    frames = zstandard.ZstdCompressor().compress(text) + zstandard.ZstdCompressor().compress(b'{"e": "other"}\n')
+    (tmp_path / "z" / "log.json.zst").write_bytes(frames)  # two frames, one stream
+    (tmp_path / "plain.json").write_bytes(text + b'{"e": "other"}\n')
+    result = scan_for_values([str(tmp_path / "z")], NEEDLES)
+    plain = scan_for_values([str(tmp_path / "plain.json")], NEEDLES)
+    assert plain.hits > 0
+    assert (result.files, result.hits, result.unreadable) == (1, plain.hits, [])
+
+
+def test_files_that_cannot_be_decoded_fail_the_verification(make_ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    """A damaged compressed file searched as raw bytes would find nothing and prove nothing."""
+    import zstandard
+
+    from jobs.privacy.job import unverified_reason
+
+    ctx = make_ctx(privacy={"salt": "test-salt-123"})
+    lake = Path(ctx.lake_root)
+    (lake / "t").mkdir(parents=True)
+    (lake / "t" / "ok.csv").write_text("K2;Piet;Jansen\n", encoding="utf-8")
+    whole = zstandard.ZstdCompressor().compress(b"jan.jansen@example.nl" * 50)
+    broken = {
+        "cut.json.gz": gzip.compress(b"jan.jansen@example.nl" * 50)[:20],
+        "cut.json.zst": whole[: len(whole) // 2] + b"\x00" * 8,
+        "part-9.parquet": b"PAR1 not really parquet",
+    }
+    for name, data in broken.items():
+        (lake / "t" / name).write_bytes(data)
+    result = scan_for_values([str(lake)], NEEDLES)
+    assert result.files == 4 and result.hits == 0
+    assert sorted(Path(p).name for p in result.unreadable) == sorted(broken)
+    assert not result.clean
+    reason = unverified_reason(ctx, result)
+    assert reason.startswith("the scan could not decode 3 file(s), first: [") and reason.endswith(
+        "expected every file readable (a compressed file searched as raw bytes proves nothing)"
+    )
