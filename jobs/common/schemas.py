@@ -558,7 +558,7 @@ OPS_BATCHES = TableSpec(
         _c("rows_landed", L, "rows landed in bronze"),
         _c("rows_quarantined", L, "rows quarantined"),
         _c("watermark", S, "highest updated_at landed (JDBC)"),
-        _c("status", S, "landed or failed"),
+        _c("status", S, "started (being written), landed, or rolled_back (a killed run's rows removed)"),
         _c("run_id", S, "run"),
         _c("landed_at", TS, "when"),
     ),

@@ -7,7 +7,9 @@ content checksum, so a changed file under the same name is a new batch). Before 
 anything, every batch of it left 'started' by a killed run is rolled back (its rows deleted by
 batch id, its state set to 'rolled_back'), whether or not the same file or rows come again, so
 the rerun completes the work without duplicates or orphans. Rows read = rows landed + rows
-quarantined, per batch. A file that cannot be read fails alone, before anything is written.
+quarantined, per batch (checked before the first write, kept in ops.batches) and per source
+(ops.runs metrics ``<source>.rows_read``, ``.rows_landed``, ``.rows_quarantined``, summed over the
+batches the run landed). A file that cannot be read fails alone, before anything is written.
 
 JDBC pulls rows with ``updated_at >= last watermark`` (a row committed late with the watermark's
 timestamp is not missed) and drops the rows re-read at the watermark that bronze already holds,
@@ -639,6 +641,10 @@ def run(ctx: "Context", sources: list[str] | None = None, fault: Fault | None = 
             r.rows_quarantined += quarantined
             r.metric(f"{src.name}.batches", sum(1 for b in results if not b.skipped))
             r.metric(f"{src.name}.skipped", sum(1 for b in results if b.skipped))
+            # Reconciliation per source, next to the run's totals: read = landed + quarantined.
+            r.metric(f"{src.name}.rows_read", read)
+            r.metric(f"{src.name}.rows_landed", landed)
+            r.metric(f"{src.name}.rows_quarantined", quarantined)
             summary[src.name] = {"read": read, "landed": landed, "quarantined": quarantined, "batches": len(results)}
         if r.rows_in != r.rows_out + r.rows_quarantined:
             raise DataError(f"ingest: {r.rows_in} rows read but {r.rows_out} landed and {r.rows_quarantined} quarantined")

@@ -141,6 +141,22 @@ def test_reconciliation_recorded_in_ops(ctx) -> None:  # noqa: ANN001
     for b in batches:
         assert b.status == "landed"
         assert b.rows_read == b.rows_landed + b.rows_quarantined
+    # Per source in the run's metrics: read = landed + quarantined, and the batches' sums.
+    per_source = {
+        name: tuple(int(run.metrics[f"{name}.rows_{k}"]) for k in ("read", "landed", "quarantined"))
+        for name in ("crm", "shop", "pos")
+    }
+    assert per_source == {"crm": (8, 5, 3), "shop": (6, 2, 4), "pos": (2, 2, 0)}
+    for name, (read, landed, quarantined) in per_source.items():
+        assert read == landed + quarantined
+        mine = [b for b in batches if b.source == name]
+        assert (read, landed, quarantined) == (
+            sum(b.rows_read for b in mine), sum(b.rows_landed for b in mine), sum(b.rows_quarantined for b in mine))
+    assert tuple(map(sum, zip(*per_source.values()))) == (run.rows_in, run.rows_out, run.rows_quarantined)
+    # A rerun lands nothing and says so per source.
+    ingest.run(ctx)
+    again = max(ctx.lake.read(S.OPS_RUNS.address).collect(), key=lambda r: r.started_at)
+    assert [again.metrics[f"crm.rows_{k}"] for k in ("read", "landed", "quarantined")] == ["0", "0", "0"]
 
 
 def test_idempotent_and_changed_file_is_a_new_batch(ctx, tmp_path: Path) -> None:  # noqa: ANN001
@@ -392,6 +408,7 @@ def test_files_that_cannot_be_read_fail_alone_and_change_nothing(ctx, tmp_path: 
     assert not [r for r in ctx.lake.read(S.BRONZE_QUARANTINE.address).collect() if r[S.FILE].endswith(bad)]
     run = ctx.lake.read(S.OPS_RUNS.address).collect()[0]
     assert (run.status, run.rows_in, run.rows_out, run.rows_quarantined) == ("failed", 16, 9, 7)
+    assert [run.metrics[f"shop.rows_{k}"] for k in ("read", "landed", "quarantined")] == ["6", "2", "4"]
     assert "c_empty.csv: cannot be read: the file is empty" in run.error and "n_corrupt.parquet" in run.error
     for name in bad:
         next((data).rglob(name)).unlink()
