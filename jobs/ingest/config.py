@@ -123,8 +123,8 @@ class SourceConfig(Strict):
     )
     identifiers: list[str] = Field(
         default_factory=lambda: list(IDENTIFIER_TYPES),
-        description="identifier types the source carries (checked against the known types); informational: "
-        "silver.identifiers takes every identifier a record has",
+        description="identifier types this source adds to silver.identifiers (events sources: for the records "
+        "`records_from` derives); default: all six",
     )
     trust_rank: int = Field(5, ge=1, le=100, description="1 = most trusted")
     default_country: str = Field(

@@ -109,6 +109,22 @@ def derived_person_rows(bronze: DataFrame, src: SourceConfig) -> DataFrame:
     return out
 
 
+def identifier_types_by_source(sources: list[SourceConfig]) -> dict[str, tuple[str, ...]]:
+    """Record source -> the identifier types it contributes to silver.identifiers.
+
+    A persons source by its name; the anonymous records an events source derives
+    (``records_from``) under ``records_source``: its ``identifiers`` apply to those records.
+    Sources deriving records under one name contribute the union of their types.
+    """
+    out: dict[str, set[str]] = {}
+    for src in sources:
+        if src.kind == "persons":
+            out.setdefault(src.name, set()).update(src.identifiers)
+        elif src.records_from:
+            out.setdefault(src.records_source or src.name, set()).update(src.identifiers)
+    return {name: tuple(t for t in S.IDENTIFIER_TYPES if t in types) for name, types in out.items()}
+
+
 def person_inputs(ctx: "Context") -> list[tuple[SourceConfig, DataFrame]]:
     out = []
     for src in ctx.cfg.sources:
@@ -205,7 +221,7 @@ def _run(ctx: "Context", incremental: bool = False) -> dict[str, Any]:
             n = records.count()
             r.rows_in += n
             r.stage("records standardised", n)
-            identifiers = extract_identifiers(records)
+            identifiers = extract_identifiers(records, identifier_types_by_source(ctx.cfg.sources))
             ctx.state["changed_record_keys"] = records.select("record_key")
             if incremental:
                 changed = records.select("record_key")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -26,6 +26,7 @@ from jobs.common.schemas import (
     ID_EMAIL,
     ID_LOYALTY_CARD,
     ID_PHONE,
+    IDENTIFIER_TYPES,
     INGESTED_AT,
     RECORD_KEY,
     ROW_HASH,
@@ -137,19 +138,29 @@ def _finalize_records(work: DataFrame) -> DataFrame:
     return work.select(*out)
 
 
-def extract_identifiers(records: DataFrame) -> DataFrame:
+def extract_identifiers(records: DataFrame, allowed: Mapping[str, Collection[str]] | None = None) -> DataFrame:
     """SILVER_RECORDS -> SILVER_IDENTIFIERS: one row per (record, type, value).
 
     Only values that survived cleansing: valid e-mail and phone (placeholders and invalid values
     are already null), customer number, loyalty card, cookie and device id as normalised.
+    ``allowed`` (record source -> identifier types it contributes, ``SourceConfig.identifiers``)
+    keeps a source's other types out; a source it does not name contributes all six.
     """
+    barred = {t: sorted(s for s, types in (allowed or {}).items() if t not in types) for t in IDENTIFIER_TYPES}
+
+    def of_allowed_sources(t: str, value: Column) -> Column:
+        return F.when(~F.col("source").isin(barred[t]), value) if barred[t] else value
+
     pairs = [
-        (ID_EMAIL, F.when(F.col("email_valid"), F.col("email"))),
-        (ID_PHONE, F.when(F.col("phone_valid"), F.col("phone"))),
-        (ID_CUSTOMER_NUMBER, F.col("customer_number")),
-        (ID_LOYALTY_CARD, F.col("loyalty_card")),
-        (ID_COOKIE, F.col("cookie_id")),
-        (ID_DEVICE, F.col("device_id")),
+        (t, of_allowed_sources(t, v))
+        for t, v in (
+            (ID_EMAIL, F.when(F.col("email_valid"), F.col("email"))),
+            (ID_PHONE, F.when(F.col("phone_valid"), F.col("phone"))),
+            (ID_CUSTOMER_NUMBER, F.col("customer_number")),
+            (ID_LOYALTY_CARD, F.col("loyalty_card")),
+            (ID_COOKIE, F.col("cookie_id")),
+            (ID_DEVICE, F.col("device_id")),
+        )
     ]
     structs = F.array(*[F.struct(F.lit(t).alias("id_type"), v.alias("id_value")) for t, v in pairs])
     return (

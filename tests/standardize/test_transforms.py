@@ -114,6 +114,27 @@ def test_extract_identifiers(spark, records) -> None:  # noqa: ANN001
     assert_df_equality(extract_identifiers(records), expected, ignore_row_order=True, ignore_nullable=True)
 
 
+def test_extract_identifiers_keeps_only_the_types_a_source_contributes(spark, records) -> None:  # noqa: ANN001
+    both = records.unionByName(
+        records.where(F.col("record_key") == "r1").withColumns({"record_key": F.lit("r1s"), "source": F.lit("shop")})
+    )
+    got = extract_identifiers(both, {"crm": ["email", "customer_number"], "pos": []})
+    expected = spark.createDataFrame(
+        [
+            ("r1", "email", "jan@gmail.com", "crm"),
+            ("r1", "customer_number", "C001", "crm"),
+            # a source the mapping does not name contributes every type
+            ("r1s", "email", "jan@gmail.com", "shop"),
+            ("r1s", "phone", "+31623456789", "shop"),
+            ("r1s", "customer_number", "C001", "shop"),
+            ("r1s", "loyalty_card", "12345678", "shop"),
+        ],
+        SILVER_IDENTIFIERS.schema,
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+    assert extract_identifiers(both, {"crm": [], "shop": []}).count() == 0
+
+
 def test_compute_dq_metrics(records) -> None:  # noqa: ANN001
     dq = compute_dq_metrics(records, "run-1")
     assert _columns(dq.schema) == _columns(SILVER_DQ_METRICS.schema)
