@@ -166,6 +166,8 @@ def test_howto_yaml_examples_are_valid_sources(monkeypatch: pytest.MonkeyPatch) 
     assert contacts.kind == "persons" and contacts.format == "csv" and contacts.mapping["source_id"] == "contact_id"
     assert contacts.fields[:3] == ["contact_id", "aanhef", "voornaam"]
     assert tickets.kind == "events" and tickets.event_type == "ticket"
+    assert tickets.owner is not None and (tickets.owner.source, tickets.owner.key) == (contacts.name, contacts.primary_key)
+    assert "contact_id" in tickets.fields  # bronze keeps the owner key as a column
     assert db.format == "jdbc" and db.jdbc is not None and db.jdbc.watermark_column == "updated_at"
 
 

@@ -1057,6 +1057,21 @@ class Lake:
     def add_column(self, address: str, name: str, dtype: Any) -> None:
         self.engine.add_column(self.path(address), name, dtype)
 
+    def add_missing_columns(self, address: str, schema: "StructType") -> list[str]:
+        """Add ``schema``'s columns an existing table lacks (nullable; old rows read null).
+
+        For tables whose schema grew (a source mapping a new field, a new column of a table of
+        the design); writes are conformed to the stored schema and would otherwise refuse the
+        new column. Returns the columns added; nothing when the table does not exist yet.
+        """
+        if not self.exists(address):
+            return []
+        have = {f.name.lower() for f in self.schema(address).fields}
+        added = [f for f in schema.fields if f.name.lower() not in have]
+        for f in added:
+            self.add_column(address, f.name, f.dataType)
+        return [f.name for f in added]
+
     def tables(self) -> list[str]:
         """Addresses of every Delta table under the root."""
         found = []

@@ -263,7 +263,8 @@ SILVER_IDENTIFIERS = TableSpec(
 SILVER_EVENTS = TableSpec(
     "silver",
     "events",
-    "orders, receipts, e-mail opens and clicks, page views and logins, tied to identifiers",
+    "orders, receipts, e-mail opens and clicks, page views and logins, tied to identifiers and, where the "
+    "source names it (SourceConfig.owner), to the person record that owns them",
     (
         _c("event_key", S, "stable hash of source and event id"),
         _c("source", S, "source name"),
@@ -274,6 +275,13 @@ SILVER_EVENTS = TableSpec(
         _c("id_type", S, "identifier type the event is tied to"),
         _c("id_value", S, "normalised identifier value the event is tied to"),
         _c("record_key", S, "record key of the event row (its bronze key)"),
+        _c(
+            "owner_record_key",
+            S,
+            "record key of the person record that owns the event (the account that placed an order, the "
+            "subscriber an e-mail went to), computed from the source's owner key as ingest computes that "
+            "record's key; null when the source names no owner or the event leaves its key blank",
+        ),
         _c("cookie_id", S, "cookie id of web events"),
         _c("login_customer_number", S, "customer number of a login event (links a cookie)"),
         _c("campaign", S, "campaign or mailing id"),

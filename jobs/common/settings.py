@@ -14,6 +14,7 @@ from jobs.segments.config import SegmentsConfig
 from jobs.standardize.config import StandardizeConfig
 
 from .config import (
+    INVALID,
     DataConfig,
     LakeConfig,
     MlflowConfig,
@@ -23,7 +24,9 @@ from .config import (
     Strict,
     check,
     duplicates,
+    is_invalid,
     valid_attrs,
+    valid_items,
 )
 
 
@@ -65,6 +68,35 @@ class CdpConfig(Strict):
             yield Problem(
                 f"sources[{i}].name", name, f"a unique source name; {name!r} is already sources[{first}].name"
             )
+
+    @check
+    def _owners_are_person_sources(self) -> Iterator[Problem]:
+        """An events source's owner names a configured persons source and one field per key column."""
+        persons = {}
+        for _, src in valid_items(self.sources):
+            name, kind = getattr(src, "name", INVALID), getattr(src, "kind", INVALID)
+            if not is_invalid(name) and not is_invalid(kind) and kind == "persons":
+                persons.setdefault(name, src)  # a repeated name has its own problem
+        for i, owner in valid_attrs(self.sources, "owner"):
+            kind = getattr(self.sources[i], "kind", INVALID)
+            if owner is None or is_invalid(owner.source) or is_invalid(kind) or kind != "events":
+                continue  # a persons source's owner has its own problem
+            target = persons.get(owner.source)
+            if target is None:
+                listed = ", ".join(sorted(persons)) or "none configured"
+                yield Problem(f"sources[{i}].owner.source", owner.source, f"a persons source ({listed})")
+            elif (
+                not is_invalid(owner.key)
+                and not is_invalid(target.primary_key)
+                and target.primary_key
+                and len(owner.key) != len(target.primary_key)
+            ):
+                yield Problem(
+                    f"sources[{i}].owner.key",
+                    owner.key,
+                    f"{len(target.primary_key)} field(s), one per primary key column of {owner.source} "
+                    f"({', '.join(target.primary_key)})",
+                )
 
     def source(self, name: str) -> SourceConfig:
         for s in self.sources:

@@ -11,9 +11,10 @@ map against the one it wrote, and rebuilds the profiles of :func:`affected_perso
   whose person changed: new, moved to another person, gone (:func:`moved_records`);
 - V: the identifier values of K's records, and every identifier row added or removed;
 - T: the events added, removed or changed, both versions (:func:`changed_events`), and the
-  events tied to a value in V, to a record key in K, or carrying a cookie in V;
+  events tied to a value in V, to a record key in K (as their own key or as their owner's,
+  ``owner_record_key``), or carrying a cookie in V;
 - affected: the persons of K before and after, and for each event of T every person now holding
-  its identifier or its cookie, and the person of its record key.
+  its identifier or its cookie, and the persons of its record key and of its owner record.
 
 Why T and its holders: event attribution is not a function of one person. An identifier held by
 two persons attributes its events to neither (``identifier_owners``) and such an event falls back
@@ -23,6 +24,8 @@ changes (in T), its record key's person changes (K), or the holders of its ident
 change, which needs an identifier row added or removed or a holding record moved (value in V, so
 the event is in T). The persons it moves between are then in the list: the new owner holds the
 value now; the old owner either still holds it (a holder now) or lost the record holding it (K).
+An event's owner record (tried first) moves it when that record moves person or appears or goes
+(K, so the event is in T), and both persons are K's persons before and after.
 
 Every function is a DataFrame transform (no reads or writes); the results are small (changes),
 joined against the big tables as the small side.
@@ -42,8 +45,10 @@ log = logging.getLogger(__name__)
 
 # The event columns a profile uses (jobs/golden/profiles.py): a change elsewhere (campaign, url)
 # touches no profile.
-EVENT_PROFILE_COLUMNS = ("event_type", "event_at", "amount", "id_type", "id_value", "record_key", "cookie_id")
-EVENT_LINKS = ("id_type", "id_value", "record_key", "cookie_id")
+EVENT_PROFILE_COLUMNS = (
+    "event_type", "event_at", "amount", "id_type", "id_value", "record_key", "owner_record_key", "cookie_id",
+)
+EVENT_LINKS = ("id_type", "id_value", "record_key", "owner_record_key", "cookie_id")
 
 _H = f"{TMP}row_hash"
 
@@ -88,9 +93,17 @@ def changed_identifiers(old_identifiers: DataFrame, new_identifiers: DataFrame) 
     return o.join(n, cols, "left_anti").unionByName(n.join(o, cols, "left_anti"))
 
 
+def with_event_links(events: DataFrame) -> DataFrame:
+    """SILVER_EVENTS with every column of :data:`EVENT_PROFILE_COLUMNS`: a version written before
+    ``owner_record_key`` existed reads it as null (no owner), as the stage that adds it does."""
+    missing = {c: F.lit(None).cast("string") for c in EVENT_PROFILE_COLUMNS if c not in events.columns}
+    return events.withColumns(missing) if missing else events
+
+
 def changed_events(old_events: DataFrame, new_events: DataFrame) -> DataFrame:
-    """(id_type, id_value, record_key, cookie_id) of both versions of every event added, removed
-    or changed in a column a profile uses (:data:`EVENT_PROFILE_COLUMNS`)."""
+    """(id_type, id_value, record_key, owner_record_key, cookie_id) of both versions of every
+    event added, removed or changed in a column a profile uses (:data:`EVENT_PROFILE_COLUMNS`)."""
+    old_events, new_events = with_event_links(old_events), with_event_links(new_events)
     keys = _differing(old_events, new_events, "event_key", EVENT_PROFILE_COLUMNS)
     both = old_events.select("event_key", *EVENT_LINKS).unionByName(new_events.select("event_key", *EVENT_LINKS))
     return both.join(keys, "event_key", "left_semi").select(*EVENT_LINKS)
@@ -140,11 +153,13 @@ def affected_persons(
         .distinct()
     )
     cookies = values.where(F.col("id_type") == F.lit(ID_COOKIE)).select(F.col("id_value").alias("cookie_id"))
-    links = events.select(*EVENT_LINKS)
+    links = with_event_links(events).select(*EVENT_LINKS)
+    owner_keys = keys.select(F.col("record_key").alias("owner_record_key"))
     touched = (
         changed_evts.select(*EVENT_LINKS)
         .unionByName(links.join(values, ["id_type", "id_value"], "left_semi"))
         .unionByName(links.join(keys, "record_key", "left_semi"))
+        .unionByName(links.join(owner_keys, "owner_record_key", "left_semi"))
         .unionByName(links.join(cookies, "cookie_id", "left_semi"))
         .distinct()
     )
@@ -155,7 +170,8 @@ def affected_persons(
         .distinct()
     )
     holders = ids.join(named, ["id_type", "id_value"], "left_semi").join(imap, "record_key").select("person_id")
-    by_key = imap.join(touched.select("record_key").distinct(), "record_key", "left_semi").select("person_id")
+    event_keys = touched.select("record_key").unionByName(touched.select(F.col("owner_record_key").alias("record_key")))
+    by_key = imap.join(event_keys.where(F.col("record_key").isNotNull()).distinct(), "record_key", "left_semi").select("person_id")
     return (
         of_keys.unionByName(holders)
         .unionByName(by_key)

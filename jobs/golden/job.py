@@ -65,7 +65,14 @@ from .households import (
     previous_households,
 )
 from .ids import CHANGE_MERGED, CHANGE_NEW, CHANGE_RETIRED, CHANGE_SPLIT, assign_person_ids
-from .incremental import affected_persons, changed_events, changed_identifiers, changed_record_keys, moved_records
+from .incremental import (
+    affected_persons,
+    changed_events,
+    changed_identifiers,
+    changed_record_keys,
+    moved_records,
+    with_event_links,
+)
 from .profiles import (
     build_profiles,
     changed_profiles,
@@ -230,7 +237,7 @@ def _diffs(
         S.SILVER_RECORDS.address: (changed_record_keys, "record_key string"),
         S.SILVER_IDENTIFIERS.address: (changed_identifiers, "record_key string, id_type string, id_value string"),
         S.SILVER_EVENTS.address: (
-            changed_events, "id_type string, id_value string, record_key string, cookie_id string"
+            changed_events, "id_type string, id_value string, record_key string, owner_record_key string, cookie_id string"
         ),
     }
     for table in INPUTS:
@@ -276,7 +283,7 @@ def run(
             t.address: lake.read(t.address, version=versions[t.address]) if versions[t.address] >= 0 else ctx.spark.createDataFrame([], t.schema)
             for t in (S.SILVER_IDENTIFIERS, S.SILVER_EVENTS)
         }
-        identifiers, events = pinned[S.SILVER_IDENTIFIERS.address], pinned[S.SILVER_EVENTS.address]
+        identifiers, events = pinned[S.SILVER_IDENTIFIERS.address], with_event_links(pinned[S.SILVER_EVENTS.address])
         has_previous = lake.exists(S.GOLDEN_IDENTITY_MAP.address)
         previous = lake.read(S.GOLDEN_IDENTITY_MAP.address) if has_previous else None
         epoch = identity_epoch(ctx)

@@ -117,31 +117,45 @@ def identifier_owners(identifiers: DataFrame, identity_map: DataFrame) -> DataFr
 def attribute_events(events: DataFrame, identifiers: DataFrame, identity_map: DataFrame) -> DataFrame:
     """SILVER_EVENTS + person_id, for the events that reach exactly one person.
 
-    Each event is tied to one identifier (id_type, id_value), chosen by the standardize stage;
-    it reaches a person through silver.identifiers and the identity map. Events that do not
-    (no identifier, or an unknown one) reach a person, in this order, through their own
-    ``record_key`` when it is a record of the identity map, then through their ``cookie_id``
-    (the anonymous web-cookie records the standardize stage derives from web events carry it as
-    an identifier). Ambiguous identifiers (see :func:`identifier_owners`) attribute nothing;
-    events that reach nobody are left out (they belong to no known person).
+    An event reaches at most one person, by the first of these links that leads to one:
+
+    1. its ``owner_record_key``: the person record that owns it (the webshop account that placed
+       an order, the subscriber an e-mail went to; ``SourceConfig.owner``), when that record is in
+       the identity map. The most direct link there is: it holds when the order carries no usable
+       identifier (blank customer number, placeholder e-mail) and when its identifier is shared;
+    2. its identifier (id_type, id_value), chosen by the standardize stage, through
+       silver.identifiers and the identity map; ambiguous identifiers (see
+       :func:`identifier_owners`) lead nowhere;
+    3. its own ``record_key`` when it is a record of the identity map;
+    4. its ``cookie_id`` (the anonymous web-cookie records the standardize stage derives from web
+       events carry it as an identifier).
+
+    One row per event whichever links agree, so an event tied both by its owner and by an
+    identifier counts once. Events that reach nobody are left out (they belong to no known person).
     """
     require_columns(
-        ["id_type", "id_value", "record_key", "cookie_id", "event_type", "event_at", "amount"],
+        ["id_type", "id_value", "record_key", "owner_record_key", "cookie_id", "event_type", "event_at", "amount"],
         events.columns,
         "attribute_events(events)",
     )
     owners = identifier_owners(identifiers, identity_map)
     by_id = owners.select("id_type", "id_value", F.col("person_id").alias(f"{TMP}pid_id"))
+    by_owner = identity_map.select(
+        F.col("record_key").alias(f"{TMP}owner"), F.col("person_id").alias(f"{TMP}pid_owner")
+    )
     by_key = identity_map.select("record_key", F.col("person_id").alias(f"{TMP}pid_key"))
     by_cookie = owners.where(F.col("id_type") == F.lit(ID_COOKIE)).select(
         F.col("id_value").alias(f"{TMP}cookie"), F.col("person_id").alias(f"{TMP}pid_cookie")
     )
     joined = (
         events.join(by_id, ["id_type", "id_value"], "left")
+        .join(by_owner, F.col("owner_record_key") == F.col(f"{TMP}owner"), "left")
         .join(by_key, "record_key", "left")
         .join(by_cookie, F.col("cookie_id") == F.col(f"{TMP}cookie"), "left")
     )
-    person = F.coalesce(F.col(f"{TMP}pid_id"), F.col(f"{TMP}pid_key"), F.col(f"{TMP}pid_cookie"))
+    person = F.coalesce(
+        F.col(f"{TMP}pid_owner"), F.col(f"{TMP}pid_id"), F.col(f"{TMP}pid_key"), F.col(f"{TMP}pid_cookie")
+    )
     return (
         joined.withColumn("person_id", person)
         .where(F.col("person_id").isNotNull())
@@ -287,9 +301,11 @@ def _events_in_reach(
     """(events, identifiers) enough to attribute the events of the persons of ``imap``.
 
     Unrestricted: both as given. Restricted (some persons only): the events that can reach those
-    persons (tied to one of their identifier values, to one of their record keys, or carrying one
-    of their cookies: the three ways of :func:`attribute_events`) and the identifier rows of the
-    values those events name, so ownership is still judged on every record holding them.
+    persons (owned by one of their records, tied to one of their identifier values or record
+    keys, or carrying one of their cookies: the ways of :func:`attribute_events`) and the
+    identifier rows of the values those events name, so ownership is still judged on every
+    record holding them. An event reaching one of these persons by one link and another person by
+    an earlier one is in reach too, and attribute_events gives it to the other person.
     """
     if not restricted:
         return events, identifiers
@@ -297,12 +313,16 @@ def _events_in_reach(
     values = mine.select("id_type", "id_value").distinct()
     cookies = values.where(F.col("id_type") == F.lit(ID_COOKIE)).select(F.col("id_value").alias(f"{TMP}cookie"))
     keys = imap.select(F.col("record_key").alias(f"{TMP}key")).distinct()
-    by_id, by_key, by_cookie = f"{TMP}by_id", f"{TMP}by_key", f"{TMP}by_cookie"
+    owned = imap.select(F.col("record_key").alias(f"{TMP}owner")).distinct()
+    by_id, by_key, by_cookie, by_owner = f"{TMP}by_id", f"{TMP}by_key", f"{TMP}by_cookie", f"{TMP}by_owner"
     reach = (
         events.join(values.withColumn(by_id, F.lit(True)), ["id_type", "id_value"], "left")
         .join(keys.withColumn(by_key, F.lit(True)), F.col("record_key") == F.col(f"{TMP}key"), "left")
+        .join(owned.withColumn(by_owner, F.lit(True)), F.col("owner_record_key") == F.col(f"{TMP}owner"), "left")
         .join(cookies.withColumn(by_cookie, F.lit(True)), F.col("cookie_id") == F.col(f"{TMP}cookie"), "left")
-        .where(F.col(by_id).isNotNull() | F.col(by_key).isNotNull() | F.col(by_cookie).isNotNull())
+        .where(
+            F.col(by_id).isNotNull() | F.col(by_key).isNotNull() | F.col(by_owner).isNotNull() | F.col(by_cookie).isNotNull()
+        )
         .select(*events.columns)
     )
     named = reach.select("id_type", "id_value").unionByName(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from jobs.common.config import Problem, Strict, check, is_partial, valid_items
 from jobs.common.schemas import CANONICAL_FIELDS, EVENT_FIELDS, IDENTIFIER_TYPES, LINEAGE_COLUMNS
@@ -67,6 +67,28 @@ class JdbcConfig(Strict):
     fetch_size: int = Field(10_000, ge=1, description="rows the JDBC driver fetches per round trip")
 
 
+class OwnerConfig(Strict):
+    """The person record an event belongs to: the persons source and this source's field(s) with its key.
+
+    An order names the webshop account that placed it (``customer_id``); its owner's record key is
+    computed as ingest computes that account's ``_record_key`` (jobs.common.keys), so the event is
+    tied to its own account even when it carries no usable identifier.
+    """
+
+    source: str = Field(..., pattern=r"^[a-z][a-z0-9_]*$", description="the persons source whose records own the events")
+    key: list[str] = Field(
+        ...,
+        min_length=1,
+        description="this source's field(s) holding the owner's primary key, in the order of its primary_key",
+    )
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _one_field(cls, v: Any) -> Any:
+        """Accept a bare field name for a one-column key."""
+        return [v] if isinstance(v, str) else v
+
+
 class SourceConfig(Strict):
     """One source: where its rows are, how to read them, how they map to the canonical model."""
 
@@ -121,6 +143,9 @@ class SourceConfig(Strict):
         pattern=r"^[a-z][a-z0-9_]*$",
         description="with records_from: the source name the anonymous person records get; null: this source's name",
     )
+    owner: OwnerConfig | None = Field(
+        None, description="events only: the person record each event belongs to (silver.events.owner_record_key)"
+    )
     identifiers: list[str] = Field(
         default_factory=lambda: list(IDENTIFIER_TYPES),
         description="identifier types this source adds to silver.identifiers (events sources: for the records "
@@ -171,11 +196,18 @@ class SourceConfig(Strict):
             yield Problem("records_from", self.records_from, f"no records_from for a {self.kind} source (events only)")
 
     @check
+    def _owner_events_only(self) -> Iterator[Problem]:
+        if self.owner is not None and self.kind != "events":
+            yield Problem("owner", self.owner.model_dump(), f"no owner for a {self.kind} source (events only)")
+
+    @check
     def _one_bronze_column_per_field(self) -> Iterator[Problem]:
         for field, other, column in bronze_column_clashes(self.fields):
             where = next(
                 (f"{section}.{k}" for section in ("mapping", "extensions") for k, v in getattr(self, section).items() if v == field),
-                "primary_key" if field in self.primary_key else "required",
+                "primary_key" if field in self.primary_key
+                else "owner.key" if self.owner is not None and field in self.owner.key
+                else "required",
             )
             if other in LINEAGE_COLUMNS:
                 expected = f"a field whose bronze column is not the lineage column {other!r}"
@@ -194,8 +226,9 @@ class SourceConfig(Strict):
 
     @property
     def fields(self) -> list[str]:
-        """Source fields bronze keeps as columns: key, mapped, extension and required fields."""
+        """Source fields bronze keeps as columns: key, mapped, extension, owner key and required fields."""
         seen: dict[str, None] = {}
-        for f in [*self.primary_key, *self.mapping.values(), *self.extensions.values(), *self.required]:
+        owner = list(self.owner.key) if self.owner is not None else []
+        for f in [*self.primary_key, *self.mapping.values(), *self.extensions.values(), *owner, *self.required]:
             seen.setdefault(f, None)
         return list(seen)

@@ -387,6 +387,10 @@ def land_batch(
         "run_id": run.run_id,
         "landed_at": None,
     }
+    added = ctx.lake.add_missing_columns(bronze_address(src.name), schema)
+    if added:
+        # A field mapped since the table was created: earlier rows keep its value in _extra.
+        log.info("source %s: bronze columns added for newly mapped fields: %s", src.name, ", ".join(added))
     ctx.lake.upsert_rows(S.OPS_BATCHES.address, [batch_row], S.OPS_BATCHES.schema, ["batch_id"])
     if fault:
         fault("after_started")

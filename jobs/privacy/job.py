@@ -11,7 +11,7 @@ Erasure (``cdp privacy erase``), for one subject or a file of them, processed as
 1. Resolve: subject -> the records carrying the identifier -> every record linked to those by
    accepted match edges inside their clusters (person id: every record of the person), plus
    records that carry the identifier but are not resolved yet; their event rows (silver.events tied
-   to their identifiers, cookies or record keys). Identifier edges of a type the match config
+   to their identifiers, cookies or record keys, or owned by their records: ``owner_record_key``). Identifier edges of a type the match config
    conflict-checks (``match.deterministic.conflict_check``, default e-mail and loyalty card) are
    followed: such a value links nothing when its holders name different people, so an edge of it
    joins records our rules take for one person. Edges of a shareable type that is not
@@ -333,12 +333,14 @@ def resolve_subjects(
 
 
 def attach_identifiers_and_events(ctx: "Context", found: Subject) -> None:
-    """The identifiers only ``found.record_keys`` hold, and the events tied to them.
+    """The identifiers only ``found.record_keys`` hold, and the events tied to them or owned by them.
 
     An identifier another (remaining) record also carries is shared (``shared_values``): it stays,
     and so do the events tied to it, because they are that record's events too. Cookie ids tie
     web events to the cookie's record as well. Each tied event remembers the subject records
-    holding what ties it (``event_holders``), so a batch can count it for their request.
+    holding what ties it (``event_holders``), so a batch can count it for their request. An event whose
+    ``owner_record_key`` is one of ``found.record_keys`` (the order an erased account placed) goes
+    whatever identifier it carries: it is that record's own event.
     """
     identifiers = _read(ctx, S.SILVER_IDENTIFIERS.address)
     if identifiers is None or not found.record_keys:
@@ -361,17 +363,28 @@ def attach_identifiers_and_events(ctx: "Context", found: Subject) -> None:
     mine = set(holding) - shared_set
     found.identifiers |= mine
     events = _read(ctx, S.SILVER_EVENTS.address)
-    if events is None or not mine:
+    if events is None:
         return
-    ids = ctx.spark.createDataFrame(sorted(mine), "id_type string, id_value string")
-    cookies = sorted(v for t, v in mine if t == S.ID_COOKIE)
-    tied = events.join(ids, ["id_type", "id_value"], "left_semi")
-    if cookies:
-        tied = tied.unionByName(events.join(_keys_df(ctx, cookies, "cookie_id"), "cookie_id", "left_semi"))
-    for r in tied.select("event_key", "record_key", "id_type", "id_value", "cookie_id").distinct().collect():
+    owned = "owner_record_key" in events.columns  # a lake written before the column has no owners
+    parts = []
+    if owned:
+        parts.append(events.join(_keys_df(ctx, found.record_keys, "owner_record_key"), "owner_record_key", "left_semi"))
+    if mine:
+        ids = ctx.spark.createDataFrame(sorted(mine), "id_type string, id_value string")
+        parts.append(events.join(ids, ["id_type", "id_value"], "left_semi"))
+        cookies = sorted(v for t, v in mine if t == S.ID_COOKIE)
+        if cookies:
+            parts.append(events.join(_keys_df(ctx, cookies, "cookie_id"), "cookie_id", "left_semi"))
+    if not parts:
+        return
+    tied = functools.reduce(lambda a, b: a.unionByName(b), parts)
+    columns = ["event_key", "record_key", "id_type", "id_value", "cookie_id", *(["owner_record_key"] if owned else [])]
+    for r in tied.select(*columns).distinct().collect():
         by = holding.get((r.id_type, r.id_value), set()) if (r.id_type, r.id_value) in mine else set()
         if r.cookie_id and (S.ID_COOKIE, r.cookie_id) in mine:
             by = by | holding[(S.ID_COOKIE, r.cookie_id)]
+        if owned and r.owner_record_key in found.record_keys:
+            by = by | {r.owner_record_key}
         found.event_keys.add(r.event_key)
         found.event_holders.setdefault(r.event_key, set()).update(by)
         if r.record_key:
@@ -1459,7 +1472,7 @@ def expired_rows(ctx: "Context") -> Subject:
     A persons source's records expire by their last change (updated, else created, else ingested);
     so do the anonymous records an events source derives (``records_from``), under its
     ``records_source`` name. Then, as for a subject, the events tied to identifiers only expired
-    records hold go too. An events source's own events expire by ``event_at``.
+    records hold, and the events expired records own, go too. An events source's own events expire by ``event_at``.
     A person id goes only when every record of the person expired, so a person who keeps a
     record keeps their id, household and segment history.
     """

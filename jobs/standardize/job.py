@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import MapType, StringType
 
@@ -26,7 +26,14 @@ from jobs.ingest.config import SourceConfig
 from jobs.ingest.job import bronze_address, bronze_column
 
 from .cleansers import SourceCountry
-from .transforms import compute_dq_metrics, extract_identifiers, standardize_events, standardize_records
+from .transforms import (
+    OWNER_RECORD_KEY,
+    compute_dq_metrics,
+    extract_identifiers,
+    owner_record_key,
+    standardize_events,
+    standardize_records,
+)
 
 if TYPE_CHECKING:
     from jobs.common.context import Context
@@ -44,11 +51,22 @@ def latest_rows(bronze: DataFrame) -> DataFrame:
     return bronze.withColumn("__cdp_rn", F.row_number().over(w)).where("__cdp_rn = 1").drop("__cdp_rn")
 
 
-def _extensions(src: SourceConfig) -> Any:
+def source_field(bronze: DataFrame, field: str) -> Column:
+    """A source field's value in bronze: its column, else the field in ``_extra``.
+
+    Rows landed before the field was mapped (a mapping or owner key added to a source later)
+    keep it in ``_extra``; a table that never landed a row since has no column for it at all.
+    """
+    extra = F.col(S.EXTRA)[field]
+    column = bronze_column(field)
+    return F.coalesce(F.col(f"`{column}`"), extra) if column in bronze.columns else extra
+
+
+def _extensions(bronze: DataFrame, src: SourceConfig) -> Any:
     if not src.extensions:
         return F.create_map().cast(MapType(StringType(), StringType()))
     pairs = [
-        F.struct(F.lit(name).alias("key"), F.col(f"`{bronze_column(field)}`").alias("value"))
+        F.struct(F.lit(name).alias("key"), source_field(bronze, field).alias("value"))
         for name, field in sorted(src.extensions.items())
     ]
     return F.map_from_entries(F.filter(F.array(*pairs), lambda e: e["value"].isNotNull()))
@@ -56,17 +74,25 @@ def _extensions(src: SourceConfig) -> Any:
 
 def canonical_person_rows(bronze: DataFrame, src: SourceConfig) -> DataFrame:
     """Source fields renamed to canonical names, plus lineage, trust rank and extensions."""
-    cols = [F.col(f"`{bronze_column(field)}`").alias(canonical) for canonical, field in src.mapping.items()]
+    cols = [source_field(bronze, field).alias(canonical) for canonical, field in src.mapping.items()]
     return bronze.select(
         *cols,
         *[F.col(c) for c in LINEAGE_IN],
         F.lit(src.trust_rank).alias("trust_rank"),
-        _extensions(src).alias("extensions"),
+        _extensions(bronze, src).alias("extensions"),
     )
 
 
 def canonical_event_rows(bronze: DataFrame, src: SourceConfig) -> DataFrame:
-    cols = [F.col(f"`{bronze_column(field)}`").alias(canonical) for canonical, field in src.mapping.items()]
+    """Source fields renamed to canonical event names, lineage, the event type and the owner key.
+
+    ``owner_record_key``: the record key of the person record that owns each event
+    (``SourceConfig.owner``), computed from the event's copy of that record's primary key.
+    """
+    cols = [source_field(bronze, field).alias(canonical) for canonical, field in src.mapping.items()]
+    if src.owner is not None:
+        owner = owner_record_key(src.owner.source, [source_field(bronze, f) for f in src.owner.key])
+        cols.append(owner.alias(OWNER_RECORD_KEY))
     df = bronze.select(*cols, *[F.col(c) for c in LINEAGE_IN])
     raw_type = F.col("event_type") if "event_type" in src.mapping else F.lit(None).cast("string")
     mapped = raw_type
@@ -243,6 +269,7 @@ def _run(ctx: "Context", incremental: bool = False) -> dict[str, Any]:
         if events is not None:
             events = events.localCheckpoint()
             m = events.count()
+            lake.add_missing_columns(S.SILVER_EVENTS.address, S.SILVER_EVENTS.schema)  # a lake older than a column
             if incremental:
                 lake.merge(S.SILVER_EVENTS.address, events, ["event_key"])
             else:

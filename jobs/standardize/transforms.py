@@ -7,6 +7,7 @@ names (CANONICAL_FIELDS / EVENT_FIELDS), adds ``trust_rank`` and ``extensions``,
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Collection, Mapping, Sequence
@@ -16,6 +17,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
 from jobs.common.errors import require_columns
+from jobs.common.keys import record_key_col
 from jobs.common.schemas import (
     BATCH_ID,
     CANONICAL_FIELDS,
@@ -176,6 +178,21 @@ def extract_identifiers(records: DataFrame, allowed: Mapping[str, Collection[str
     )
 
 
+OWNER_RECORD_KEY = "owner_record_key"
+
+
+def owner_record_key(owner_source: str, key: Sequence[Column]) -> Column:
+    """The record key of an event's owning person record, from the event's copy of its primary key.
+
+    The same function ingest's keys come from (:func:`jobs.common.keys.record_key_col` is
+    :func:`~jobs.common.keys.record_key` in Spark), so an order's ``customer_id`` gives its
+    account's ``_record_key``. Null when a key part is missing or blank, as ingest refuses a row
+    whose key is (it never has a record key).
+    """
+    present = functools.reduce(lambda a, b: a & b, [c.isNotNull() & (F.trim(c) != "") for c in key])
+    return F.when(present, record_key_col(owner_source, *key))
+
+
 def normalize_event_type(c: Column, cfg: StandardizeConfig, mapping: Mapping[str, str] | None = None) -> Column:
     """'Page View' -> 'page_view'; then the source's mapping ('open' -> 'email_open'), then the
     configured aliases ('bestelling' -> 'order'). Keys are compared in the same normalised form."""
@@ -229,7 +246,9 @@ def standardize_events(
     mapping (``SourceConfig.event_types``); ``default_event_type`` is used for rows without a type
     (``SourceConfig.event_type``). Login events keep ``login_customer_number`` next to
     ``cookie_id``: that pair links an anonymous cookie to a customer. ``default_country`` is
-    accepted for symmetry with records (events carry no phone numbers yet).
+    accepted for symmetry with records (events carry no phone numbers yet). An ``owner_record_key``
+    column (:func:`owner_record_key`, from ``SourceConfig.owner``) is kept as given; without it the
+    column is null.
     """
     work = _prepare(df, list(EVENT_FIELDS), "standardize_events")
     em = f"{TMP}ev_email_"
@@ -279,6 +298,7 @@ def standardize_events(
         "id_type": F.col(f"{TMP}tie.id_type"),
         "id_value": F.col(f"{TMP}tie.id_value"),
         "record_key": F.col(RECORD_KEY),
+        OWNER_RECORD_KEY: F.col(OWNER_RECORD_KEY) if OWNER_RECORD_KEY in df.columns else F.lit(None).cast("string"),
         "cookie_id": F.col(f"{TMP}id_{ID_COOKIE}"),
         "login_customer_number": F.when(F.col(f"{TMP}type") == "login", F.col(f"{TMP}id_{ID_CUSTOMER_NUMBER}")),
         "campaign": F.col("campaign"),

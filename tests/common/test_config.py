@@ -148,8 +148,10 @@ def _expected_broken_problems() -> list[str]:
         f"{crm}: sources[0].identifiers[3]: got 'pager'; expected one of {id_types}",
         f"{crm}: sources[0].mapping.bogus: got key 'bogus'; expected a canonical field for persons sources: {persons}",
         f"{crm}: sources[0].mapping.shoe_size: got key 'shoe_size'; expected a canonical field for persons sources: {persons}",
+        f"{crm}: sources[0].owner: got a mapping with keys source, key; expected no owner for a persons source (events only)",
         f"{web}: sources[1].jdbc: got nothing; expected a jdbc section (url, table, user, password) for format jdbc",
         f"{web}: sources[1].mapping.given_name: got key 'given_name'; expected a canonical field for events sources: {events}",
+        f"{web}: sources[1].owner.source: got 'web'; expected a persons source (crm)",
         f"{web}: sources[2].name: got 'crm'; expected a unique source name; 'crm' is already sources[0].name",
         f"{web}: sources[2].primary_key: got []; expected list should have at least 1 item after validation, not 0",
         f"{std}: standardize.steps[2]: got 'nams'; expected a record step: {', '.join(RECORD_STEPS.names())}",
@@ -247,6 +249,27 @@ def test_checks_whose_inputs_did_not_validate_are_skipped(tmp_path: Path) -> Non
         f"{m}: match.comparisons[1]: got function 'exact' on columns ['email', 'phone']; expected columns and "
         "arguments that comparison 'exact' accepts (comparison 'exact' takes exactly one column; got ['email', 'phone'])",
         f"{m}: match.comparisons[1].name: got 'email'; expected a unique name; 'email' is already comparisons[0].name",
+    ]
+
+
+def test_an_owner_key_has_one_field_per_primary_key_column_of_its_source(tmp_path: Path) -> None:
+    sources = write(
+        tmp_path,
+        "sources.yaml",
+        """
+        - {name: shop, format: ndjson, location: shop, primary_key: [shop_id, customer_id]}
+        - {name: orders, kind: events, format: ndjson, location: orders, primary_key: [order_id],
+           owner: {source: shop, key: customer_id}}
+        - {name: mails, kind: events, format: csv, location: mails, primary_key: [id],
+           owner: {source: shop, key: [shop, customer]}}
+        """,
+    )
+    env = write(tmp_path, "local.yaml", "include: {sources: sources.yaml}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(env)
+    assert info.value.problems == [
+        f"{rel(sources)}: sources[1].owner.key: got ['customer_id']; expected 2 field(s), one per primary key "
+        "column of shop (shop_id, customer_id)",
     ]
 
 

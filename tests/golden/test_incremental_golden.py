@@ -332,3 +332,25 @@ def test_changed_events_gives_both_versions_and_ignores_unused_columns(spark) ->
     ])
     got = {(r.id_type, r.id_value) for r in changed_events(old, new).collect()}
     assert got == {("email", "b@x.nl"), ("email", "b2@x.nl"), ("email", "d@x.nl"), ("email", "e@x.nl")}
+
+
+def test_an_event_tied_only_to_its_owner_record_affects_that_records_person(spark) -> None:  # noqa: ANN001
+    """A new order with no identifier, owned by d1: D's profile changes although no record or identifier did."""
+    imap = rows_of(spark, S.GOLDEN_IDENTITY_MAP, [{"record_key": "c1", "person_id": "PC"}, {"record_key": "d1", "person_id": "PD"}])
+    ids = rows_of(spark, S.SILVER_IDENTIFIERS, identifiers_of([C1, D1]))
+    owned = {**ev("o9", "order", dt.datetime(2026, 10, 1), "email", "x", "9.00"), "id_type": None, "id_value": None,
+             "owner_record_key": "d1"}
+    old, new = rows_of(spark, S.SILVER_EVENTS, EVENTS_0), rows_of(spark, S.SILVER_EVENTS, [*EVENTS_0, owned])
+    changed = changed_events(old, new)
+    assert [(r.id_type, r.record_key, r.owner_record_key) for r in changed.collect()] == [(None, "ev-o9", "d1")]
+    none = spark.createDataFrame([], "record_key string")
+    no_moves = moved_records(imap, imap)
+    no_ids = changed_identifiers(ids, ids)
+    assert [r.person_id for r in affected_persons(imap, ids, new, none, no_moves, no_ids, changed).collect()] == ["PD"]
+    # the owner record itself changed (K): its owned events are in T, and their owner's person too
+    moved = moved_records(imap, rows_of(spark, S.GOLDEN_IDENTITY_MAP, [{"record_key": "c1", "person_id": "PC"}, {"record_key": "d1", "person_id": "PX"}]))
+    unchanged = changed_events(new, new)
+    got = affected_persons(imap, ids, new, none, moved, no_ids, unchanged)
+    assert sorted(r.person_id for r in got.collect()) == ["PD", "PX"]
+    # a version of silver.events written before owner_record_key existed reads as having no owners
+    assert changed_events(old.drop("owner_record_key"), new).count() == 1

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from jobs.golden.config import GoldenConfig
-from jobs.golden.profiles import build_profiles, changed_profiles, removed_profiles
+from jobs.golden.profiles import attribute_events, build_profiles, changed_profiles, removed_profiles
 
 RUN_AT = datetime(2026, 11, 1, 12, 0)
 RUN_DATE = date(2026, 11, 1)
@@ -88,6 +88,38 @@ def test_profiles_aggregate_events_consent_and_identifiers(inputs):
     assert p1["extensions"] == {"company": "Acme", "pet_name": "Bello"}
     assert (p1["family_name"], p1["provenance"]["family_name"]["record_key"]) == ("Jansen", "r1")
     assert (p1["run_id"], p1["updated_at"], p1["household_id"]) == ("run-1", RUN_AT, None)
+
+
+def test_events_reach_the_person_of_their_owner_record_once(inputs, make_events):
+    records, identifiers, events, imap = inputs
+
+    def order(key, amount, owner, id_type=None, id_value=None):
+        return {"event_key": key, "source": "webshop_orders", "event_type": "order", "event_at": datetime(2026, 10, 10),
+                "amount": Decimal(amount), "id_type": id_type, "id_value": id_value, "record_key": f"ev-{key}",
+                "owner_record_key": owner}
+
+    owned = make_events([
+        order("w1", "11.00", "r2"),  # no usable identifier (blank customer number, placeholder e-mail): its account
+        order("w2", "12.00", "r1", "customer_number", "C1"),  # owner and identifier both lead to P1: once
+        order("w3", "13.00", "r4", "email", "shared@x.nl"),  # a shared e-mail reaches nobody; its account is P2's
+        order("w4", "14.00", "r4", "customer_number", "C1"),  # the identifier says P1, the account P2: the account wins
+        order("w5", "15.00", "gone"),  # an owner the identity map no longer holds, no identifier: nobody
+        order("w6", "16.00", "gone", "customer_number", "C1"),  # ... with an identifier: through it, P1
+    ])
+    everything = events.unionByName(owned)
+    attributed = {r.event_key: r.person_id for r in attribute_events(everything, identifiers, imap).collect()}
+    assert attribute_events(everything, identifiers, imap).count() == len(attributed)  # one row per event
+    assert {k: v for k, v in attributed.items() if k.startswith("w")} == {"w1": "P1", "w2": "P1", "w3": "P2", "w4": "P2", "w6": "P1"}
+    p, _ = _build((records, identifiers, everything, imap))
+    base, _ = _build(inputs)
+    assert (p["P1"]["orders_count"] - base["P1"]["orders_count"], p["P1"]["orders_revenue"] - base["P1"]["orders_revenue"]) == (
+        3, Decimal("39.00"))
+    assert (p["P2"]["orders_count"], p["P2"]["orders_revenue"]) == (2, Decimal("27.00"))
+    # only the persons it builds, with the events of their records in reach: the same numbers
+    only_p2 = build_profiles(records, identifiers, everything, imap, GoldenConfig(), "run-1", RUN_AT, RUN_DATE,
+                             persons=imap.where("person_id = 'P2'").select("person_id"))
+    (row,) = only_p2.collect()
+    assert (row.person_id, row.orders_count, row.orders_revenue) == ("P2", 2, Decimal("27.00"))
 
 
 def test_rfm_thresholds_follow_config(inputs):

@@ -159,6 +159,27 @@ def test_reconciliation_recorded_in_ops(ctx) -> None:  # noqa: ANN001
     assert [again.metrics[f"crm.rows_{k}"] for k in ("read", "landed", "quarantined")] == ["0", "0", "0"]
 
 
+def test_a_field_mapped_later_gets_a_bronze_column_and_older_rows_keep_it_in_extra(make_ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    from jobs.ingest.config import SourceConfig
+    from jobs.standardize.job import canonical_person_rows
+
+    write_sources(tmp_path / "data")
+    ingest.run(make_ctx(sources=[SHOP]))
+    shop = {**SHOP, "extensions": {**SHOP["extensions"], "utm_source": "utm"}}  # 'utm' was unmapped
+    ctx = make_ctx(sources=[shop])
+    (tmp_path / "data" / "shop" / "more.ndjson").write_text(json.dumps({"customer_id": "W7", "name": "Els", "utm": "y"}) + "\n", encoding="utf-8")
+    assert ingest.run(ctx)["shop"]["landed"] == 1
+    rows = bronze(ctx, "shop")
+    w1, w7 = rows[record_key("shop", "W1")], rows[record_key("shop", "W7")]
+    assert (w7["utm"], w7[S.EXTRA]) == ("y", {})  # a column of its own now, not dropped
+    assert (w1["utm"], w1[S.EXTRA]) == (None, {"utm": "x"})  # landed before: kept where it was
+    # standardize reads the field from either place
+    canonical = canonical_person_rows(ctx.lake.read("bronze.shop"), SourceConfig.model_validate(shop))
+    got = {r[S.RECORD_KEY]: r.extensions for r in canonical.collect()}
+    assert got[record_key("shop", "W1")] == {"pet_name": "Bello", "utm_source": "x"}
+    assert got[record_key("shop", "W7")] == {"utm_source": "y"}
+
+
 def test_idempotent_and_changed_file_is_a_new_batch(ctx, tmp_path: Path) -> None:  # noqa: ANN001
     ingest.run(ctx)
     version = ctx.lake.version("bronze.crm")

@@ -26,7 +26,7 @@ def events(spark, logins):  # noqa: ANN001, ANN201
     for i, login in enumerate(logins):
         cookie, cn = login[0], login[1]
         etype = login[2] if len(login) > 2 else "login"
-        rows.append((f"e{i}", "web", etype, at, None, None, "cookie_id", cookie, f"w{i}", cookie, cn if etype == "login" else None, None, None, "b1", "h"))
+        rows.append((f"e{i}", "web", etype, at, None, None, "cookie_id", cookie, f"w{i}", None, cookie, cn if etype == "login" else None, None, None, "b1", "h"))
     return spark.createDataFrame(rows, SILVER_EVENTS.schema)
 
 

@@ -356,6 +356,13 @@ def erased(pipeline, tmp_path_factory, spark):  # noqa: ANN001, ANN201
         [{"quarantine_id": "q-test-subject", S.RECORD_KEY: key, S.SOURCE: "crm", S.BATCH_ID: "b-test", S.FILE: None, S.LINE: None, "reason": "wrong column count", "raw": f"{first['value']};;;", S.INGESTED_AT: None}],
         S.BRONZE_QUARANTINE.schema,
     )
+    # An order of the subject's account tied to nothing but that account (blank customer number, no
+    # e-mail): found through its owner_record_key, exported and erased with its owner.
+    owned = {c: None for c in S.SILVER_EVENTS.column_names} | {
+        "event_key": "e-test-owned", "source": "webshop_orders", "event_type": "order", "record_key": "e-test-owned",
+        "owner_record_key": sorted(first["keys"])[0], "batch_id": "b-test", "row_hash": "h-test",
+    }
+    ctx.lake.append(S.SILVER_EVENTS.address, spark.createDataFrame([tuple(owned.values())], S.SILVER_EVENTS.schema))
     pids = {g.person_ids[k] for k in first["keys"] if k in g.person_ids}
     expected = _counts_of(ctx, first["keys"], pids)
     before = scan_for_values([ctx.lake_root, ctx.data_root], [n for s in subjects for n in s["needles"]])
@@ -437,6 +444,8 @@ def test_every_layer_lost_the_subjects_records(erased) -> None:  # noqa: ANN001
         (S.BRONZE_QUARANTINE.address, S.RECORD_KEY),
     ):
         assert ctx.lake.read(address).where(F.col(column).isin(*keys)).count() == 0, address
+    assert ctx.lake.read(S.SILVER_EVENTS.address).where(F.col("owner_record_key").isin(*keys)).count() == 0
+    assert ctx.lake.read(S.SILVER_EVENTS.address).where(F.col("event_key") == "e-test-owned").count() == 0
     for t in ctx.lake.tables():
         if t.startswith("bronze.") and t != S.BRONZE_QUARANTINE.address:
             assert ctx.lake.read(t).where(F.col(S.RECORD_KEY).isin(*keys)).count() == 0, t
@@ -619,6 +628,7 @@ def test_access_export_holds_every_layer_with_provenance(erased) -> None:  # noq
     assert {c["person_id"] for c in layers["golden"]["id_changes"]} & erased["pids"]
     assert len(layers["bronze"]["_quarantine"]) == expected["quarantine"] >= 1
     assert "q-test-subject" in {q["quarantine_id"] for q in layers["bronze"]["_quarantine"]}
+    assert "e-test-owned" in {e["event_key"] for e in layers["silver"]["events"]}
     assert isinstance(layers["segments"]["exports"], list)
     assert doc["subject"]["reference"] == privacy.subject_hash(erased["ctx"].cfg.privacy.salt, "email", subject["value"])
     assert subject["value"] in json.dumps(doc, ensure_ascii=False)

@@ -50,9 +50,13 @@ def _expected(ctx) -> dict:  # noqa: ANN001
     ids = ctx.lake.read(S.SILVER_IDENTIFIERS.address).collect()
     held_by_live = {(r.id_type, r.id_value) for r in ids if r.record_key not in expired}
     own = {(r.id_type, r.id_value) for r in ids if r.record_key in expired} - held_by_live
-    events = ctx.lake.read(S.SILVER_EVENTS.address).select("event_key", "source", "event_at", "id_type", "id_value", "cookie_id").collect()
+    events = ctx.lake.read(S.SILVER_EVENTS.address).select(
+        "event_key", "source", "event_at", "id_type", "id_value", "cookie_id", "owner_record_key").collect()
     cookies = {v for t, v in own if t == S.ID_COOKIE}
-    tied = {e.event_key for e in events if (e.id_type, e.id_value) in own or (e.cookie_id and e.cookie_id in cookies)}
+    tied = {
+        e.event_key for e in events
+        if (e.id_type, e.id_value) in own or (e.cookie_id and e.cookie_id in cookies) or e.owner_record_key in expired
+    }
     old_receipts = {
         e.event_key for e in events if e.source == "pos_receipts" and e.event_at is not None and e.event_at < _cutoff(RETENTION["pos_receipts"])
     }

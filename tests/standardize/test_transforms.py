@@ -15,8 +15,9 @@ from jobs.common.schemas import (
     BATCH_ID, EVENT_FIELDS, RECORD_KEY, ROW_HASH, SILVER_DQ_METRICS, SILVER_EVENTS, SILVER_IDENTIFIERS,
     SILVER_RECORDS, SOURCE,
 )
+from jobs.common.keys import record_key
 from jobs.standardize.transforms import (
-    compute_dq_metrics, extract_identifiers, standardize_events, standardize_records,
+    compute_dq_metrics, extract_identifiers, owner_record_key, standardize_events, standardize_records,
 )
 from tests.standardize.conftest import make_cfg, person_frame
 
@@ -156,15 +157,31 @@ def test_compute_dq_metrics(records) -> None:  # noqa: ANN001
     assert {(r["source"], r["batch_id"], r["run_id"]) for r in got.values()} == {("crm", "b1", "run-1")}
 
 
+def test_owner_record_key_is_the_owning_records_bronze_key(spark) -> None:  # noqa: ANN001
+    df = spark.createDataFrame(
+        [("WS0000001", "A"), (" WS0000002 ", "B"), ("", "C"), (None, "D"), ("WS0000003", None)], "id string, part string"
+    )
+    one = owner_record_key("webshop_customers", [F.col("id")])
+    two = owner_record_key("shop", [F.col("id"), F.col("part")])
+    got = [(r[0], r[1]) for r in df.select(one, two).collect()]
+    assert got == [
+        (record_key("webshop_customers", "WS0000001"), record_key("shop", "WS0000001", "A")),
+        (record_key("webshop_customers", "WS0000002"), record_key("shop", "WS0000002", "B")),  # trimmed as ingest does
+        (None, None),  # blank key: ingest would never have landed such a record
+        (None, None),
+        (record_key("webshop_customers", "WS0000003"), None),
+    ]
+
+
 def test_standardize_events(spark) -> None:  # noqa: ANN001
     schema = StructType(
-        [StructField(c, StringType()) for c in (RECORD_KEY, SOURCE, BATCH_ID, ROW_HASH, *EVENT_FIELDS)]
+        [StructField(c, StringType()) for c in (RECORD_KEY, SOURCE, BATCH_ID, ROW_HASH, *EVENT_FIELDS, "owner_record_key")]
     )
     blank = dict.fromkeys(schema.fieldNames())
     rows = [
         {**blank, RECORD_KEY: "e1", SOURCE: "shop", BATCH_ID: "b1", ROW_HASH: "h1", "event_type": "Bestelling",
          "event_at": "2024-03-01 12:00:00", "amount": "€ 1.234,56", "customer_number": " c 001 ",
-         "email": "Jan@gmial.com"},
+         "email": "Jan@gmial.com", "owner_record_key": "k-account-1"},
         {**blank, RECORD_KEY: "e2", SOURCE: "web", BATCH_ID: "b1", ROW_HASH: "h2", "event_type": "login",
          "event_at": "1709294400", "cookie_id": "ck 1", "customer_number": "c001"},
         {**blank, RECORD_KEY: "e3", SOURCE: "mail", BATCH_ID: "b1", ROW_HASH: "h3", "event_type": "email_opened",
@@ -173,14 +190,15 @@ def test_standardize_events(spark) -> None:  # noqa: ANN001
     df = spark.createDataFrame([tuple(r[c] for c in schema.fieldNames()) for r in rows], schema)
     out = standardize_events(df, make_cfg(), "NL")
     assert _columns(out.schema) == _columns(SILVER_EVENTS.schema)
+    assert standardize_events(df.drop("owner_record_key"), make_cfg(), "NL").where("owner_record_key is not null").count() == 0
     expected = spark.createDataFrame(
         [
             ("e1", "shop", "order", datetime(2024, 3, 1, 12), Decimal("1234.56"), "EUR", "customer_number", "C001",
-             "e1", None, None, None, None, "b1", "h1"),
+             "e1", "k-account-1", None, None, None, None, "b1", "h1"),
             ("e2", "web", "login", datetime(2024, 3, 1, 12), None, None, "customer_number", "C001",
-             "e2", "ck1", "C001", None, None, "b1", "h2"),
+             "e2", None, "ck1", "C001", None, None, "b1", "h2"),
             ("e3", "mail", "email_open", datetime(2024, 3, 1, 12), None, None, None, None,
-             "e3", None, None, "NL-24", None, "b1", "h3"),
+             "e3", None, None, None, "NL-24", None, "b1", "h3"),
         ],
         SILVER_EVENTS.schema,
     )
