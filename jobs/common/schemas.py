@@ -296,19 +296,24 @@ SILVER_EVENTS = TableSpec(
 SILVER_DQ_METRICS = TableSpec(
     "silver",
     "dq_metrics",
-    "completeness, validity and placeholder rate per source, column and batch",
+    "completeness, validity and placeholder rate per source, column and batch, over the rows the batch "
+    "delivered: every person row it landed in bronze (re-sent unchanged rows and rows later batches superseded "
+    "included), so a batch's metrics stay as they were when later batches arrive and full and incremental "
+    "runs give the same rows. Persons sources only: the anonymous records derived from events "
+    "(records_from) are no delivery. Rows erased from bronze (privacy) leave a batch's counts at the next "
+    "full run",
     (
         _c("source", S, "source name"),
-        _c("batch_id", S, "batch"),
+        _c("batch_id", S, "batch that delivered the rows"),
         _c("column", S, "canonical column"),
-        _c("rows", L, "records in the batch"),
-        _c("filled", L, "records with a value after cleansing"),
-        _c("valid", L, "records whose value passed validation (null where no check exists)"),
-        _c("placeholders", L, "records whose value was a placeholder and was nulled"),
+        _c("rows", L, "rows the batch delivered (landed in bronze)"),
+        _c("filled", L, "rows with a value after cleansing (or sent and found invalid)"),
+        _c("valid", L, "rows whose value passed validation (null where no check exists)"),
+        _c("placeholders", L, "rows whose value was a placeholder and was nulled"),
         _c("completeness", D, "filled / rows"),
         _c("validity", D, "valid / filled"),
         _c("placeholder_rate", D, "placeholders / rows"),
-        _c("run_id", S, "run that computed the metrics"),
+        _c("run_id", S, "run that measured the batch"),
     ),
     key=("source", "batch_id", "column"),
 )

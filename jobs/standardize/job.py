@@ -1,9 +1,19 @@
 """Standardize job: bronze -> silver.records, silver.identifiers, silver.events, silver.dq_metrics.
 
-Reads each source's bronze table, keeps the latest row per record key, renames the mapped source
-fields to the canonical names and hands them to the pure transforms in ``transforms``.
-Incremental runs standardise only rows whose (record key, row hash) silver has not seen and merge
-them in; full runs rebuild silver.
+Reads each source's bronze table, renames the mapped source fields to the canonical names and
+hands them to the pure transforms in ``transforms``. silver.records holds the latest row per
+record key. Incremental runs standardise only rows whose (record key, row hash) silver has not
+seen and merge them in; full runs rebuild silver.
+
+silver.dq_metrics measures, per source and batch, the rows that batch delivered (every row it
+landed in bronze, including re-deliveries of unchanged rows and rows a later batch superseded),
+in both modes: a batch's metrics do not change when later batches arrive, so a full run gives the
+rows an incremental run merged batch by batch. An incremental run measures the batches silver.dq_metrics
+does not have yet (one killed before it wrote them is measured by the next); a full run measures
+every batch again and replaces the table. Each distinct version (record key, row hash) is
+standardised once per run, and a version silver.records already holds is not standardised again:
+its silver row is what the batch delivered. Records an events source derives (``records_from``,
+anonymous web cookies) are no source's delivery and are not measured.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from jobs.ingest.job import bronze_address, bronze_column
 
 from .cleansers import SourceCountry
 from .transforms import (
+    DQ_COLUMNS,
     OWNER_RECORD_KEY,
     compute_dq_metrics,
     extract_identifiers,
@@ -73,11 +84,11 @@ def _extensions(bronze: DataFrame, src: SourceConfig) -> Any:
 
 
 def canonical_person_rows(bronze: DataFrame, src: SourceConfig) -> DataFrame:
-    """Source fields renamed to canonical names, plus lineage, trust rank and extensions."""
+    """Source fields renamed to canonical names, plus lineage (with ``_line``), trust rank and extensions."""
     cols = [source_field(bronze, field).alias(canonical) for canonical, field in src.mapping.items()]
     return bronze.select(
         *cols,
-        *[F.col(c) for c in LINEAGE_IN],
+        *[F.col(c) for c in (*LINEAGE_IN, S.LINE)],
         F.lit(src.trust_rank).alias("trust_rank"),
         _extensions(bronze, src).alias("extensions"),
     )
@@ -151,8 +162,81 @@ def identifier_types_by_source(sources: list[SourceConfig]) -> dict[str, tuple[s
     return {name: tuple(t for t in S.IDENTIFIER_TYPES if t in types) for name, types in out.items()}
 
 
-def person_inputs(ctx: "Context") -> list[tuple[SourceConfig, DataFrame]]:
-    out = []
+# Carried through standardisation: the row is its record's latest version (a silver.records row);
+# the other standardised rows are older versions, standardised for their batch's dq metrics only.
+LATEST = f"{S.TMP}job_latest"
+_HELD, _MEASURED, _FIRST, _NEEDED = (f"{S.TMP}job_{n}" for n in ("held", "measured", "first", "needed"))
+
+
+def _flag_of(rows: DataFrame, keys: DataFrame | None, on: list[str], name: str) -> DataFrame:
+    """``rows`` + boolean ``name``: whether ``keys`` (columns ``on``) holds the row's values."""
+    if keys is None:
+        return rows.withColumn(name, F.lit(False))
+    marked = keys.select(*on).distinct().withColumn(name, F.lit(True))
+    return rows.join(marked, on, "left").withColumn(name, F.coalesce(F.col(name), F.lit(False)))
+
+
+def person_versions(rows: DataFrame, held: DataFrame | None, measured: DataFrame | None) -> DataFrame:
+    """The versions of a persons source's records to standardise, each once, flagged :data:`LATEST`.
+
+    ``rows``: every bronze row of the source (:func:`canonical_person_rows`: lineage with
+    ``_line``). A version is a (record key, row hash); it is standardised, from its latest row,
+    when silver.records does not hold it yet (``held``: ``_record_key, _row_hash``; None in a
+    full run, which rebuilds silver) and it is either its record's latest row (a new or changed
+    record: silver.records) or delivered by a batch silver.dq_metrics has not measured
+    (``measured``: ``_source, _batch_id``; None in a full run: every batch is measured again).
+    The latest row per record key follows :func:`latest_rows`' order.
+    """
+    order = [F.col(S.INGESTED_AT).desc(), F.col(S.BATCH_ID).desc(), F.col(S.LINE).desc()]
+    df = _flag_of(rows, held, [S.RECORD_KEY, S.ROW_HASH], _HELD)
+    df = _flag_of(df, measured, [S.SOURCE, S.BATCH_ID], _MEASURED)
+    wanted = (F.col(LATEST) | ~F.col(_MEASURED)).cast("int")
+    df = df.withColumns(
+        {
+            LATEST: F.row_number().over(Window.partitionBy(S.RECORD_KEY).orderBy(*order)) == 1,
+            _FIRST: F.row_number().over(Window.partitionBy(S.RECORD_KEY, S.ROW_HASH).orderBy(*order)) == 1,
+        }
+    )
+    df = df.withColumn(_NEEDED, ~F.col(_HELD) & (F.max(wanted).over(Window.partitionBy(S.RECORD_KEY, S.ROW_HASH)) == 1))
+    return df.where(F.col(_FIRST) & F.col(_NEEDED)).drop(_HELD, _MEASURED, _FIRST, _NEEDED)
+
+
+def delivered_rows(rows: DataFrame, measured: DataFrame | None) -> DataFrame:
+    """(record_key, row_hash, source, batch_id) of the rows batches not measured yet delivered."""
+    df = _flag_of(rows, measured, [S.SOURCE, S.BATCH_ID], _MEASURED)
+    return df.where(~F.col(_MEASURED)).select(
+        F.col(S.RECORD_KEY).alias("record_key"),
+        F.col(S.ROW_HASH).alias("row_hash"),
+        F.col(S.SOURCE).alias("source"),
+        F.col(S.BATCH_ID).alias("batch_id"),
+    )
+
+
+def measured_rows(delivered: DataFrame, versions: DataFrame) -> DataFrame:
+    """One SILVER_RECORDS row per delivered row: its version as standardised, under the
+    delivering batch (compute_dq_metrics groups by source and batch)."""
+    pool = versions.drop("source", "batch_id")
+    return delivered.join(pool, ["record_key", "row_hash"]).select(*S.SILVER_RECORDS.column_names)
+
+
+def person_inputs(ctx: "Context", incremental: bool = False) -> tuple[list[tuple[SourceConfig, DataFrame]], DataFrame | None]:
+    """(rows to standardise per source, delivered rows to measure) from bronze.
+
+    Persons sources: :func:`person_versions` and :func:`delivered_rows`. Events sources with
+    ``records_from``: their derived anonymous records (all of them, or in an incremental run those
+    silver.records does not hold), never measured: a source delivered events, not these records.
+    """
+    held = measured = None
+    if incremental and ctx.lake.exists(S.SILVER_RECORDS.address):
+        held = ctx.lake.read(S.SILVER_RECORDS.address).select(
+            F.col("record_key").alias(S.RECORD_KEY), F.col("row_hash").alias(S.ROW_HASH)
+        )
+    if incremental and ctx.lake.exists(S.SILVER_DQ_METRICS.address):
+        measured = ctx.lake.read(S.SILVER_DQ_METRICS.address).select(
+            F.col("source").alias(S.SOURCE), F.col("batch_id").alias(S.BATCH_ID)
+        )
+    out: list[tuple[SourceConfig, DataFrame]] = []
+    delivered: list[DataFrame] = []
     for src in ctx.cfg.sources:
         address = bronze_address(src.name)
         if not ctx.lake.exists(address):
@@ -160,10 +244,15 @@ def person_inputs(ctx: "Context") -> list[tuple[SourceConfig, DataFrame]]:
             continue
         bronze = ctx.lake.read(address)
         if src.kind == "persons":
-            out.append((src, canonical_person_rows(latest_rows(bronze), src)))
+            rows = canonical_person_rows(bronze, src)
+            out.append((src, person_versions(rows, held, measured)))
+            delivered.append(delivered_rows(rows, measured))
         elif src.records_from:
-            out.append((src, derived_person_rows(bronze, src)))
-    return out
+            derived = derived_person_rows(bronze, src)
+            if incremental:
+                derived = _only_changed(derived, ctx, S.SILVER_RECORDS.address, "record_key")
+            out.append((src, derived.withColumn(LATEST, F.lit(True))))
+    return out, functools.reduce(DataFrame.unionByName, delivered) if delivered else None
 
 
 def event_inputs(ctx: "Context") -> list[tuple[SourceConfig, DataFrame]]:
@@ -237,16 +326,28 @@ def run(ctx: "Context", incremental: bool = False) -> dict[str, Any]:
 def _run(ctx: "Context", incremental: bool = False) -> dict[str, Any]:
     lake = ctx.lake
     with record_run(lake, "standardize", ctx.config_hash, ctx.parent_run_id) as r:
-        persons = person_inputs(ctx)
-        if incremental:
-            persons = [(src, _only_changed(df, ctx, S.SILVER_RECORDS.address, "record_key")) for src, df in persons]
-        records = _standardized(persons, ctx, standardize_records)
+        persons, delivered = person_inputs(ctx, incremental)
+        standardised = _standardized(persons, ctx, functools.partial(standardize_records, carry=[LATEST]))
         summary: dict[str, Any] = {}
-        if records is not None:
-            records = records.localCheckpoint()
+        if standardised is not None:
+            standardised = standardised.localCheckpoint()
+            records = standardised.where(F.col(LATEST)).drop(LATEST)
             n = records.count()
             r.rows_in += n
             r.stage("records standardised", n)
+            dq_rows = 0
+            if delivered is not None:
+                # Every row the unmeasured batches delivered, as standardised: this run's versions,
+                # or (unchanged rows re-delivered) the silver row of the same version, read before
+                # this run's merge changes silver.records.
+                versions = standardised.drop(LATEST)
+                if incremental and lake.exists(S.SILVER_RECORDS.address):
+                    held = lake.read(S.SILVER_RECORDS.address).join(
+                        delivered.select("record_key", "row_hash").distinct(), ["record_key", "row_hash"], "left_semi"
+                    )
+                    versions = versions.unionByName(held)
+                dq = compute_dq_metrics(measured_rows(delivered, versions), r.run_id).localCheckpoint()
+                dq_rows = sum(row[0] for row in dq.where(F.col("column") == DQ_COLUMNS[0]).select("rows").collect())
             identifiers = extract_identifiers(records, identifier_types_by_source(ctx.cfg.sources))
             ctx.state["changed_record_keys"] = records.select("record_key")
             if incremental:
@@ -257,10 +358,15 @@ def _run(ctx: "Context", incremental: bool = False) -> dict[str, Any]:
             else:
                 lake.overwrite(S.SILVER_RECORDS.address, records)
                 lake.overwrite(S.SILVER_IDENTIFIERS.address, identifiers)
-            dq = compute_dq_metrics(records, r.run_id)
-            lake.merge(S.SILVER_DQ_METRICS.address, dq, ["source", "batch_id", "column"])
+            if delivered is not None:
+                if incremental:
+                    lake.merge(S.SILVER_DQ_METRICS.address, dq, ["source", "batch_id", "column"])
+                else:
+                    lake.overwrite(S.SILVER_DQ_METRICS.address, dq)
+            r.stage("delivered rows measured", dq_rows)
             r.rows_out += n
             summary["records"] = n
+            summary["dq_rows"] = dq_rows
             summary["identifiers"] = lake.read(S.SILVER_IDENTIFIERS.address).count()
         events_in = event_inputs(ctx)
         if incremental:

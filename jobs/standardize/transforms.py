@@ -94,7 +94,12 @@ def _prepare(df: DataFrame, fields: Sequence[str], where: str) -> DataFrame:
     return df.withColumns(cols)
 
 
-def standardize_records(df: DataFrame, cfg: StandardizeConfig, default_country: "str | SourceCountry" = "NL") -> DataFrame:
+def standardize_records(
+    df: DataFrame,
+    cfg: StandardizeConfig,
+    default_country: "str | SourceCountry" = "NL",
+    carry: Sequence[str] = (),
+) -> DataFrame:
     """Bronze person rows (canonical string columns + lineage) -> SILVER_RECORDS.
 
     Input: any subset of CANONICAL_FIELDS as columns (missing ones are null), ``_record_key,
@@ -105,19 +110,21 @@ def standardize_records(df: DataFrame, cfg: StandardizeConfig, default_country: 
 
     The steps of ``cfg.steps`` run in order (see cleansers.RECORD_STEPS); the result has exactly
     SILVER_RECORDS' columns, order and types, with ``dq_flags`` collecting every finding
-    (empty array when none). A step left out of config leaves its columns as sent, cast to the
-    silver type where that cast succeeds.
+    (empty array when none), then the ``carry`` columns of ``df`` unchanged (the job's markers).
+    A step left out of config leaves its columns as sent, cast to the silver type where that cast
+    succeeds.
     """
     work = _prepare(df, list(CANONICAL_FIELDS), "standardize_records")
     for extra, dtype in (("trust_rank", "int"), ("extensions", "map<string,string>")):
         work = work.withColumn(extra, F.col(extra).cast(dtype) if extra in df.columns else F.lit(None).cast(dtype))
+    require_columns(list(carry), df.columns, "standardize_records(carry)")
     for step in cfg.steps:
         work = RECORD_STEPS.get(step)(work, cfg, default_country)
-    return _finalize_records(work)
+    return _finalize_records(work, carry)
 
 
-def _finalize_records(work: DataFrame) -> DataFrame:
-    """Project the working frame onto SILVER_RECORDS, collecting flag columns into dq_flags."""
+def _finalize_records(work: DataFrame, carry: Sequence[str] = ()) -> DataFrame:
+    """Project the working frame onto SILVER_RECORDS (plus ``carry``), collecting flag columns into dq_flags."""
     flags = [c for c in work.columns if c.startswith(FLAG_PREFIX)]
     if flags:
         dq = F.array_distinct(F.filter(F.array(*[F.col(c) for c in flags]), lambda x: x.isNotNull()))
@@ -137,7 +144,7 @@ def _finalize_records(work: DataFrame) -> DataFrame:
         else:
             # a step left out of config leaves strings; try_cast never fails the job on them
             out.append(F.col(src).try_cast(col.dtype).alias(col.name))
-    return work.select(*out)
+    return work.select(*out, *[F.col(c) for c in carry])
 
 
 def extract_identifiers(records: DataFrame, allowed: Mapping[str, Collection[str]] | None = None) -> DataFrame:
@@ -310,9 +317,12 @@ def standardize_events(
 
 
 def compute_dq_metrics(records: DataFrame, run_id: str, columns: Sequence[str] = DQ_COLUMNS) -> DataFrame:
-    """SILVER_RECORDS -> SILVER_DQ_METRICS: per source, batch and column, in one aggregation.
+    """SILVER_RECORDS-shaped rows -> SILVER_DQ_METRICS: per source, batch and column, in one aggregation.
 
-    - rows: records of the batch;
+    Each input row counts for its ``batch_id``; the job gives one row per row a batch delivered
+    (jobs/standardize/job.py), which is what the table measures.
+
+    - rows: rows of the batch;
     - filled: a value survived cleansing, or was sent and found invalid (flag ``<col>_invalid``):
       an invalid e-mail is nulled, but the source did fill it;
     - valid: the column's validity flag where one exists (email, phone, postcode, birth_date), the
