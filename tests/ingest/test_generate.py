@@ -307,3 +307,216 @@ def test_bad_arguments_are_rejected(tmp_path: Path, persons: int, batches: int, 
     with pytest.raises(ConfigError) as err:
         generate_sample_data(persons, 1, str(tmp_path / "x"), batches=batches)
     assert message in str(err.value)
+
+
+# --- corruption against the generator's truth ------------------------------------------------------
+#
+# The ground truth files say which record belongs to which person; the population the generator
+# drew (rebuilt here from the same persons and seed) says what that person's true name, address and
+# e-mail addresses are. Each kind of corruption is found by comparing the two.
+
+
+@pytest.fixture(scope="module")
+def truth(generated: tuple[Path, dict], sources: list[SourceConfig]) -> dict:
+    from jobs.ingest.generate import DEFAULT_START, build_pools, build_population
+
+    out, _ = generated
+    pools = build_pools(SEED)
+    pop = build_population(PERSONS, SEED, (DEFAULT_START - date(1970, 1, 1)).days, pools)
+    index = {pid: i for i, pid in enumerate(pop.person_id)}
+    person_of = {(s, k): index[p] for s, k, p in _truth(out).itertuples(index=False)}
+
+    def rows(name: str, fields: tuple[str, ...]) -> list[dict]:
+        src = _by_name(sources, name)
+        parsed = _parse(src, out)
+        table = {f: _values(parsed, f) for f in (src.primary_key[0], *fields)}
+        return [
+            {"person": person_of[(name, key)], **{f: table[f][i] or "" for f in fields}}
+            for i, key in enumerate(table[src.primary_key[0]])
+        ]
+
+    return {
+        "pop": pop,
+        "pools": pools,
+        "crm": rows("crm", ("voornaam", "tussenvoegsel", "achternaam", "email", "postcode")),
+        "pos": rows("pos_members", ("first_name", "last_name", "email", "postcode")),
+        "shop": rows("webshop_customers", ("email", "zip")),
+        "mail": rows("email_subscribers", ("email",)),
+    }
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """One character inserted, deleted, substituted or two neighbours swapped (the generator's typos)."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
+def _close(sent: str, true: str) -> bool:
+    """The true value as sent, case aside, or with one typo."""
+    s, t = sent.lower(), true.lower()
+    return s == t or _one_edit(s, t)
+
+
+def _names(t: dict, p: int) -> dict[str, str]:
+    """The person's true given name, married (or only) family name and maiden name, with particles."""
+    pools, pop = t["pools"], t["pop"]
+    out = {"given": pools.given[pop.given[p]], "core": pools.core[pop.family[p]], "particle": pools.particle[pop.family[p]]}
+    if pop.maiden[p] >= 0:
+        out["maiden"], out["maiden_particle"] = pools.core[pop.maiden[p]], pools.particle[pop.maiden[p]]
+    return out
+
+
+def _family_core(sent: str, n: dict[str, str]) -> str:
+    """The core of a family name sent with or without its particle ('van der Berg' -> 'Berg')."""
+    low = sent.lower()
+    for particle in (n["particle"], n.get("maiden_particle", "")):
+        if particle and low.startswith(particle.lower() + " "):
+            return sent[len(particle) + 1:]
+    return sent
+
+
+def _family_cores(n: dict[str, str]) -> list[str]:
+    return [n["core"], *([n["maiden"]] if "maiden" in n else [])]
+
+
+def test_typos_are_one_edit_away_from_the_true_name(truth: dict) -> None:
+    given = family = exact = rows = 0
+    for source, first, last in (("crm", "voornaam", "achternaam"), ("pos", "first_name", "last_name")):
+        for r in truth[source]:
+            n = _names(truth, r["person"])
+            rows += 1
+            if r[first].lower() == n["given"].lower():
+                exact += 1
+            elif _one_edit(r[first].lower(), n["given"].lower()):
+                given += 1
+            sent = _family_core(r[last], n).lower()
+            if any(_one_edit(sent, c.lower()) for c in _family_cores(n)):
+                family += 1
+    assert exact > 0.8 * rows  # most names arrive as they are
+    # CRM about 2 %, the tills about 3 % of given and of family names
+    assert 1 <= given <= 0.06 * rows and 1 <= family <= 0.06 * rows, (given, family, rows)
+
+
+def test_some_records_swap_given_and_family_name(truth: dict) -> None:
+    swapped = []
+    for source, first, last in (("crm", "voornaam", "achternaam"), ("pos", "first_name", "last_name")):
+        for r in truth[source]:
+            n = _names(truth, r["person"])
+            cores = _family_cores(n)
+            if _close(r[last], n["given"]) and any(_close(_family_core(r[first], n), c) for c in cores):
+                if n["given"].lower() not in {c.lower() for c in cores}:
+                    swapped.append((source, r["person"]))
+    # about 1 % of CRM and 1.5 % of till records
+    assert swapped and len(swapped) <= 0.05 * (len(truth["crm"]) + len(truth["pos"])), swapped
+
+
+def test_married_women_appear_under_maiden_and_married_names(truth: dict) -> None:
+    pop = truth["pop"]
+    used = {}  # person -> set of 'married' / 'maiden' names their records carry
+    for source, last in (("crm", "achternaam"), ("pos", "last_name")):
+        for r in truth[source]:
+            n = _names(truth, r["person"])
+            if "maiden" not in n or n["maiden"].lower() == n["core"].lower():
+                continue
+            family = _family_core(r[last], n)
+            for kind in ("core", "maiden"):
+                if _close(family, n[kind]) or _close(r[last], n[kind]):
+                    used.setdefault(r["person"], set()).add(kind)
+    assert any(kinds == {"core", "maiden"} for kinds in used.values()), used
+    assert all(pop.gender[p] == 1 for p in used)  # only women change their name
+    # ... and nobody else carries another family name than their own (typos aside)
+    for r in truth["crm"]:
+        n = _names(truth, r["person"])
+        if "maiden" in n or not r["achternaam"] or r["achternaam"] == "onbekend" or r["voornaam"] == "":
+            continue
+        family = _family_core(r["achternaam"], n)
+        assert _close(family, n["core"]) or _close(r["achternaam"], n["core"]) or _close(r["voornaam"], n["core"]), r
+
+
+def _postcode(sent: str) -> str:
+    return sent.replace(" ", "").upper()
+
+
+def test_movers_appear_at_their_old_and_new_address_others_at_one(truth: dict) -> None:
+    pop = truth["pop"]
+    at = {}  # person -> {'new', 'old'}
+    for source, field in (("crm", "postcode"), ("pos", "postcode"), ("shop", "zip")):
+        for r in truth[source]:
+            p, sent = r["person"], _postcode(r[field])
+            if not sent:
+                continue
+            new, old = pop.addr.postcode[p], pop.old_addr.postcode[p]
+            if pop.moved[p]:
+                assert sent in (new, old), (source, r)
+                at.setdefault(p, set()).add("new" if sent == new else "old")
+            else:
+                assert sent == new, (source, r)  # a person who never moved has one address
+    assert any(kinds == {"new", "old"} for kinds in at.values())
+    assert sum(1 for kinds in at.values() if "old" in kinds) >= 5
+
+
+def test_changed_email_addresses_old_and_new_on_records_of_one_person(truth: dict) -> None:
+    from jobs.ingest.generate import PLACEHOLDER_EMAILS
+
+    pop = truth["pop"]
+    placeholders = set(PLACEHOLDER_EMAILS)
+    seen = {}  # person -> {'new', 'old', 'family'}
+    for source in ("crm", "pos", "shop", "mail"):
+        for r in truth[source]:
+            p, sent = r["person"], r["email"].lower()
+            if not sent or sent in placeholders:
+                continue
+            kinds = {k for k, v in (("new", pop.email[p]), ("old", pop.old_email[p]), ("family", pop.family_email[p])) if v and sent == v}
+            if source in ("crm", "pos"):  # these two send addresses without typos
+                assert kinds, (source, r)
+            seen.setdefault(p, set()).update(kinds)
+    changed = [p for p, kinds in seen.items() if {"new", "old"} <= kinds]
+    assert changed, "no person appears under both an old and a new e-mail address"
+    assert sum(1 for kinds in seen.values() if "old" in kinds) >= 5
+    assert sum(1 for kinds in seen.values() if "family" in kinds) >= 5  # shared family addresses too
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def restore_logging():  # noqa: ANN201
+    """The CLI configures the root logger; put pytest's handlers back afterwards."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_cdp_generate_writes_to_data_root_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    from jobs.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    config = str(ROOT / "conf" / "local.yaml")
+    assert main(["generate", "--persons", "12", "--seed", "3", "--config", config]) == 0
+    default = tmp_path / "data" / "sample"  # conf/local.yaml's data.root, relative to the working directory
+    assert json.loads(capsys.readouterr().out)["out"] == str(default)
+    manifest = json.loads((default / "manifest.json").read_text(encoding="utf-8"))
+    assert (manifest["persons"], manifest["seed"]) == (12, 3)
+    assert (default / "crm" / "crm_export_utf8.csv").exists()
+
+    elsewhere = tmp_path / "elsewhere"
+    assert main(["generate", "--persons", "10", "--seed", "4", "--config", config, "--set", f"data.root={elsewhere}"]) == 0
+    assert json.loads(capsys.readouterr().out)["out"] == str(elsewhere)
+    assert json.loads((elsewhere / "manifest.json").read_text(encoding="utf-8"))["persons"] == 10
+    assert json.loads((default / "manifest.json").read_text(encoding="utf-8"))["persons"] == 12  # left alone
+    # conf/local.yaml's sources read from data.root: what `cdp ingest` with the same --set would read
+    from jobs.common.config import load_config
+
+    cfg = load_config(config, [f"data.root={elsewhere}"]).model
+    assert all(discover_files(s, cfg.data.root) for s in cfg.sources)
