@@ -54,12 +54,33 @@ log = logging.getLogger(__name__)
 LINEAGE_IN = (S.RECORD_KEY, S.SOURCE, S.BATCH_ID, S.ROW_HASH, S.INGESTED_AT)
 
 
+_ORDER = (S.INGESTED_AT, S.BATCH_ID, S.LINE)  # landing order; batch and line make it total
+_STARTS = f"{S.TMP}job_starts"
+
+
+def with_current_version_start(rows: DataFrame, name: str) -> DataFrame:
+    """``rows`` with the boolean column ``name``: true on the row each record key's current
+    version is taken from, the first row of its last run of identical versions (row hashes) in
+    landing order.
+
+    A source that sends an unchanged row again (a daily full export) adds nothing: the version
+    keeps the lineage (batch, ingest time) of the delivery that brought it. An incremental run
+    sees exactly that, because silver already holds the version and does not take it again, and
+    a full run over the same bronze rows must pick the same row, or golden's ``last_seen_at``
+    (which reads the ingest time) would differ between the two. A version that comes back after
+    another (A, B, A) starts a new run: it is taken from its latest arrival.
+    """
+    by_key = Window.partitionBy(S.RECORD_KEY).orderBy(*[F.col(c).asc() for c in _ORDER])
+    rows = rows.withColumn(_STARTS, F.coalesce(F.lag(S.ROW_HASH).over(by_key) != F.col(S.ROW_HASH), F.lit(True)))
+    here = F.struct(*[F.col(c) for c in _ORDER])
+    last_start = F.max(F.when(F.col(_STARTS), here)).over(Window.partitionBy(S.RECORD_KEY))
+    return rows.withColumn(name, F.col(_STARTS) & (here == last_start)).drop(_STARTS)
+
+
 def latest_rows(bronze: DataFrame) -> DataFrame:
-    """The latest landed row per record key (total order ends in the unique batch and line)."""
-    w = Window.partitionBy(S.RECORD_KEY).orderBy(
-        F.col(S.INGESTED_AT).desc(), F.col(S.BATCH_ID).desc(), F.col(S.LINE).desc()
-    )
-    return bronze.withColumn("__cdp_rn", F.row_number().over(w)).where("__cdp_rn = 1").drop("__cdp_rn")
+    """One row per record key: its current version, from :func:`with_current_version_start`."""
+    flag = f"{S.TMP}job_current"
+    return with_current_version_start(bronze, flag).where(F.col(flag)).drop(flag)
 
 
 def source_field(bronze: DataFrame, field: str) -> Column:
@@ -185,17 +206,20 @@ def person_versions(rows: DataFrame, held: DataFrame | None, measured: DataFrame
     full run, which rebuilds silver) and it is either its record's latest row (a new or changed
     record: silver.records) or delivered by a batch silver.dq_metrics has not measured
     (``measured``: ``_source, _batch_id``; None in a full run: every batch is measured again).
-    The latest row per record key follows :func:`latest_rows`' order.
+    The record's current version is taken from the row :func:`with_current_version_start` marks (the
+    delivery that brought it, as an incremental run keeps it); another version from its latest row.
     """
-    order = [F.col(S.INGESTED_AT).desc(), F.col(S.BATCH_ID).desc(), F.col(S.LINE).desc()]
+    order = [F.col(c).desc() for c in _ORDER]
     df = _flag_of(rows, held, [S.RECORD_KEY, S.ROW_HASH], _HELD)
     df = _flag_of(df, measured, [S.SOURCE, S.BATCH_ID], _MEASURED)
     wanted = (F.col(LATEST) | ~F.col(_MEASURED)).cast("int")
-    df = df.withColumns(
-        {
-            LATEST: F.row_number().over(Window.partitionBy(S.RECORD_KEY).orderBy(*order)) == 1,
-            _FIRST: F.row_number().over(Window.partitionBy(S.RECORD_KEY, S.ROW_HASH).orderBy(*order)) == 1,
-        }
+    df = with_current_version_start(df, LATEST)
+    current_hash = F.max(F.when(F.col(LATEST), F.col(S.ROW_HASH))).over(Window.partitionBy(S.RECORD_KEY))
+    df = df.withColumn(
+        _FIRST,
+        F.when(F.col(S.ROW_HASH) == current_hash, F.col(LATEST)).otherwise(
+            F.row_number().over(Window.partitionBy(S.RECORD_KEY, S.ROW_HASH).orderBy(*order)) == 1
+        ),
     )
     df = df.withColumn(_NEEDED, ~F.col(_HELD) & (F.max(wanted).over(Window.partitionBy(S.RECORD_KEY, S.ROW_HASH)) == 1))
     return df.where(F.col(_FIRST) & F.col(_NEEDED)).drop(_HELD, _MEASURED, _FIRST, _NEEDED)

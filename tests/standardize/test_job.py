@@ -247,6 +247,7 @@ def second_delivery(pipeline, tmp_path_factory, spark):  # noqa: ANN001, ANN201
     }
     full = standardize.run(ctx)
     return {
+        "full_records": {r.record_key: r for r in ctx.lake.read(S.SILVER_RECORDS.address).collect()},
         "ctx": ctx, "before": before, "old_records": old_records, "summary": summary, "inc": after_incremental,
         "full_summary": full, "full_dq": _dq_snapshot(ctx), "full_identifiers": ctx.lake.read(S.SILVER_IDENTIFIERS.address).collect(),
         "keys": {name: record_key("crm", r[col["klantnummer"]]) for name, r in (("unchanged", unchanged), ("changed", changed), ("new", new))},
@@ -266,6 +267,16 @@ def test_incremental_standardize_processes_exactly_the_new_and_changed_rows(seco
     assert records[keys["unchanged"]] == old[keys["unchanged"]]  # not processed: same row, same batch
     changed = {k for k in old if records[k] != old[k]}
     assert changed == {keys["changed"]}
+
+
+def test_full_and_incremental_runs_give_the_same_records_lineage_included(second_delivery) -> None:  # noqa: ANN001
+    """A re-sent unchanged row adds nothing: both runs take a version from the delivery that
+    brought it (the full run too, though the later delivery holds the same row)."""
+    d = second_delivery
+    full, inc, keys = d["full_records"], d["inc"]["records"], d["keys"]
+    assert full[keys["unchanged"]].batch_id == d["old_records"][keys["unchanged"]].batch_id != d["inc"]["batch"]
+    assert full[keys["changed"]].batch_id == d["inc"]["batch"]
+    assert full == inc
 
 
 def test_a_batch_is_measured_by_the_rows_it_delivered(second_delivery) -> None:  # noqa: ANN001
@@ -296,3 +307,21 @@ def test_a_sources_identifier_list_is_applied(second_delivery) -> None:  # noqa:
     full = Counter((r.source, r.id_type) for r in d["full_identifiers"])
     assert full[("crm", "phone")] == 0 and full[("crm", "email")] > 0
     assert full[("webshop_customers", "phone")] > 0  # other sources keep all six
+
+
+def test_a_records_current_version_comes_from_the_delivery_that_brought_it(spark) -> None:  # noqa: ANN001
+    """Landing order: ingest time, then batch and line. A, A -> the first A; A, B, A -> the last A."""
+    from datetime import datetime
+
+    from jobs.standardize.job import latest_rows
+
+    t = [datetime(2026, 1, d) for d in range(1, 6)]
+    rows = [  # key, hash, batch, line, ingested
+        ("k1", "A", "b1", 1, t[0]), ("k1", "A", "b2", 7, t[1]), ("k1", "A", "b3", 2, t[2]),
+        ("k2", "A", "b1", 2, t[0]), ("k2", "B", "b2", 1, t[1]), ("k2", "A", "b3", 1, t[2]), ("k2", "A", "b4", 1, t[3]),
+        ("k3", "A", "b1", 3, t[0]), ("k3", "B", "b1", 4, t[0]),  # one batch: the later line wins
+        ("k4", "A", "b9", 1, t[1]), ("k4", "A", "b1", 1, t[1]),  # same ingest time: batch order decides
+    ]
+    df = spark.createDataFrame(rows, f"{S.RECORD_KEY} string, {S.ROW_HASH} string, {S.BATCH_ID} string, {S.LINE} int, {S.INGESTED_AT} timestamp")
+    got = {r[S.RECORD_KEY]: (r[S.ROW_HASH], r[S.BATCH_ID]) for r in latest_rows(df).collect()}
+    assert got == {"k1": ("A", "b1"), "k2": ("A", "b3"), "k3": ("B", "b1"), "k4": ("A", "b1")}
