@@ -515,7 +515,7 @@ PRIVACY_AUDIT = TableSpec(
         _c("files_rewritten", L, "landing and export files rewritten"),
         _c("scan_files", L, "files scanned in verification"),
         _c("scan_hits", L, "subject values found by the scan (must be 0)"),
-        _c("outcome", S, "verified, failed (the scan found values or read no lake file), refused (nothing deleted) or exported"),
+        _c("outcome", S, "verified, nothing_held (no record held the subject; its identifier is suppressed), failed (the scan found values, read no lake file or could not decode one), refused (nothing deleted) or exported"),
         _c("run_id", S, "run"),
         _c("records", L, "records of this request's subject removed (access: found)"),
         _c("linked_records_kept", L, "records match edges link to the subject's that resolution did not follow (a shared landline, an edge across clusters): kept"),

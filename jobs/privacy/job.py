@@ -132,6 +132,9 @@ class Subject:
     linked_records_kept: set[str] = field(default_factory=set)
     # Per request of the batch, in request order (empty for retention).
     requests: list[RequestShare] = field(default_factory=list)
+    # The identifiers the requests named, as written and in silver's form: always searched for
+    # (unless another remaining record holds them) and suppressed, even when no record holds them.
+    requested: set[tuple[str, str]] = field(default_factory=set)
     # Event key (and an event's own record key) -> the subjects' records holding what ties it.
     event_holders: dict[str, set[str]] = field(default_factory=dict)
     event_record_holders: dict[str, set[str]] = field(default_factory=dict)
@@ -241,6 +244,19 @@ def _expand(ctx: "Context", starts: Sequence[set[str]], follow: Sequence[bool]) 
 def _subject_reference(ctx: "Context", kind: str, value: str) -> str:
     """How errors and logs name a subject: its salted hash, cut to 16 characters."""
     return subject_hash(ctx.cfg.privacy.salt, kind, value)[:16]
+
+
+def silver_form_subjects(ctx: "Context", parsed: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Subjects as silver holds their identifiers: an e-mail address through silver's own
+    transform (a domain typo corrected per ``standardize.email_typo_mode``), so that a request
+    written as the person sent it (``jan@gmial.com``) finds the records silver corrected. A value
+    silver would drop (a placeholder, an invalid address) is kept as written. Other kinds are
+    normalised by :func:`~jobs.golden.lookup.parse_subject` already."""
+    from jobs.standardize.emails import silver_emails
+
+    emails = [v for k, v in parsed if k == S.ID_EMAIL]
+    forms = silver_emails(ctx.spark, emails, ctx.cfg.standardize) if emails else {}
+    return list(dict.fromkeys((k, (forms.get(v) or v) if k == S.ID_EMAIL else v) for k, v in parsed))
 
 
 def resolve_subjects(
@@ -406,7 +422,7 @@ def collect_needles(ctx: "Context", found: Subject, keep_values_of_remaining_row
     """
     single: set[str] = set()
     pairs: set[tuple[str, str]] = set()
-    for kind, value in found.identifiers:
+    for kind, value in found.identifiers | found.requested:
         single.add(value)
     records = _read(ctx, S.SILVER_RECORDS.address)
     keys = _keys_df(ctx, found.record_keys)
@@ -1122,9 +1138,10 @@ def erase(ctx: "Context", subjects: Sequence[str], reason: str = "erasure", all_
     a place the scan must cover is not local (:func:`check_scannable`), or a subject's identifier
     is held by several persons and ``all_holders`` is off (:func:`resolve_subjects`).
     """
-    parsed = list(dict.fromkeys(parse_subject(s) for s in subjects))
-    if not parsed:
+    written = list(dict.fromkeys(parse_subject(s) for s in subjects))
+    if not written:
         raise PrivacyError("privacy erase: got no subject; expected --subject TYPE:VALUE or --file FILE")
+    parsed = silver_form_subjects(ctx, written)
     salt = ctx.cfg.privacy.salt
     requested = datetime.now(timezone.utc)
     requests = [
@@ -1139,6 +1156,7 @@ def erase(ctx: "Context", subjects: Sequence[str], reason: str = "erasure", all_
         try:
             check_scannable(ctx, "privacy erase")
             found = resolve_subjects(ctx, parsed, all_holders=all_holders)
+            found.requested = {(k, v) for k, v in (*written, *parsed) if k != S.ID_PERSON}
         except PrivacyError:
             done = datetime.now(timezone.utc)
             for r in requests:
@@ -1154,17 +1172,27 @@ def erase(ctx: "Context", subjects: Sequence[str], reason: str = "erasure", all_
             run.metric(k, result[k])
         done = datetime.now(timezone.utc)
         audit = []
+        nothing_held = 0
         for r, share in zip(requests, result["per_request"]):
             r.update(state="done" if result["outcome"] == "verified" else "failed", completed_at=done)
+            outcome = result["outcome"]
+            if outcome == "verified" and not share["records"]:
+                # No record holds the subject (as written or in silver's form): nothing was erased
+                # for it, which the officer must be able to tell from a typo'd request.
+                outcome, nothing_held = "nothing_held", nothing_held + 1
+                log.warning("privacy erase: request %s: no record holds the subject; nothing erased (its identifier is suppressed)", r["request_id"])
             audit.append(
                 _audit_row(
                     r, requested, done, batch,
                     tables=result["tables"], versions=result["versions"], rows_removed=share["rows_removed"],
                     files_rewritten=result["files_rewritten"], scan_files=result["scan_files"], scan_hits=result["scan_hits"],
-                    outcome=result["outcome"], records=share["records"], linked_records_kept=share["linked_records_kept"],
+                    outcome=outcome, records=share["records"], linked_records_kept=share["linked_records_kept"],
                 )
             )
             share["request"] = r["request_id"]
+            share["outcome"] = outcome
+        result["nothing_held"] = nothing_held
+        run.metric("nothing_held", nothing_held)
         ctx.lake.upsert_rows(S.PRIVACY_REQUESTS.address, requests, S.PRIVACY_REQUESTS.schema, ["request_id"])
         _append_audit(ctx, audit)
         if result["outcome"] != "verified":
@@ -1272,7 +1300,7 @@ def erase_found(
 def add_suppression(ctx: "Context", found: Subject, request_id: str) -> int:
     salt = ctx.cfg.privacy.salt
     now = datetime.now(timezone.utc)
-    rows = {(k, salted_hash(salt, k, v)) for k, v in found.identifiers}
+    rows = {(k, salted_hash(salt, k, v)) for k, v in found.identifiers | found.requested}
     rows |= {("record_key", salted_hash(salt, "record_key", k)) for k in found.record_keys}
     out = [{"id_type": k, "id_hash": h, "request_id": request_id, "added_at": now} for k, h in sorted(rows)]
     if out:
@@ -1414,7 +1442,7 @@ def export_subject(ctx: "Context", subject: str | Sequence[str] | None, out: str
         subject = subject[0]
     if not subject:
         raise PrivacyError("privacy export: got no subject; expected --subject TYPE:VALUE")
-    kind, value = parse_subject(subject)
+    ((kind, value),) = silver_form_subjects(ctx, [parse_subject(subject)])
     reference = subject_hash(ctx.cfg.privacy.salt, kind, value)
     request_id = f"req-{uuid.uuid4().hex[:12]}"
     received = datetime.now(timezone.utc)

@@ -11,9 +11,10 @@ run re-resolve the copy for that; no pipeline runs again. Then, as a compliance 
 1. an access export of the e-mail subject, then ``privacy.erase`` of them: a person with several
    records, an address of their own, a household member and the cluster mate;
 2. ``cdp privacy erase`` of a family e-mail address several persons hold: refused, nothing deleted;
-3. ``cdp privacy erase --file --all-holders`` with five subjects: a phone number (given in national
+3. ``cdp privacy erase --file --all-holders`` with six subjects: a phone number (given in national
    format), a customer number, a person id, a person whose records only an identifier (e-mail) edge
-   joins (named by a value only some of those records hold), and the family address.
+   joins (named by a value only some of those records hold), the family address, and an e-mail
+   address no record holds (nothing_held; a side file under the data root mentions it).
 
 Subjects are chosen from the generator's ground truth, deterministically (the data has a seed; a
 missing kind of subject fails, never skips), and the tests look for their values with their own
@@ -39,6 +40,7 @@ from pyspark.sql import functions as F
 
 from jobs.common import schemas as S
 from jobs.common.errors import PrivacyError
+from jobs.common.keys import salted_hash
 from jobs.privacy import job as privacy
 from jobs.privacy.scan import scan_for_values
 
@@ -48,6 +50,7 @@ from conftest import GOLDEN_UNCHANGED, PIPELINE_RUN_DATE, copy_pipeline, full_go
 REPO = Path(__file__).resolve().parents[2]
 # Deterministic phone links without the conflict check: a shared landline links records.
 PHONE_LINKS = "match.deterministic.id_types=[customer_number, loyalty_card, email, phone]"
+NOBODY = "nobody.at.all.1729@example.nl"  # an e-mail address no record holds
 # Profile columns any golden run rewrites: a profile is otherwise unchanged when all others are.
 RUN_COLUMNS = ("run_id", "updated_at")
 
@@ -378,6 +381,10 @@ def erased(pipeline, tmp_path_factory, spark):  # noqa: ANN001, ANN201
         requests = base / "requests.txt"
         lines = [f"{S.ID_PHONE}:{_national(more[0]['value'])}", f"{S.ID_CUSTOMER_NUMBER}:  {more[1]['value']} ", f"{S.ID_PERSON}:{more[2]['value']}"]
         lines += [f"{s['kind']}:{s['value']}" for s in (joined, family)]
+        lines += [f"email:{NOBODY.upper()}"]  # no record holds it: nothing_held, suppressed, its side-file line removed
+        side = Path(ctx.data_root) / "notes" / "call-backs.txt"
+        side.parent.mkdir(parents=True, exist_ok=True)
+        side.write_text(f"call {NOBODY} back on monday\nkeep this line\n", encoding="utf-8")
         requests.write_text("# erasure requests of the week\n" + "".join(f"{line}\n" for line in lines), encoding="utf-8")
         code, printed, _err = _cli("privacy", "erase", "--file", str(requests), "--all-holders", *where)
     requests.unlink()
@@ -418,7 +425,7 @@ def test_both_erasure_runs_succeeded_and_were_verified(erased) -> None:  # noqa:
     result = _printed(erased)
     assert result["outcome"] == "verified" and result["scan_hits"] == 0
     assert result["records"] == sum(len(s["keys"]) for s in erased["more"])
-    assert len(result["requests"]) == 5
+    assert len(result["requests"]) == 6  # the five subjects, and the address no record holds
 
 
 def test_scan_finds_nothing_of_any_subject_anywhere(erased) -> None:  # noqa: ANN001
@@ -535,8 +542,24 @@ def test_batch_audit_rows_carry_each_requests_own_counts(erased) -> None:  # noq
         assert row.rows_removed == per_request[request_id]["rows_removed"]
         assert len(subject["keys"]) < row.rows_removed < result["rows_removed"], subject["kind"]
         # the tables, versions, files and scan are the batch's, and the row says so
-        assert (row.batch_requests, row.tables, row.versions, row.scan_files) == (5, result["tables"], result["versions"], result["scan_files"])
+        assert (row.batch_requests, row.tables, row.versions, row.scan_files) == (6, result["tables"], result["versions"], result["scan_files"])
     assert sum(r.records for r in audit.values()) == result["records"]
+
+
+def test_a_subject_no_record_holds_is_nothing_held_suppressed_and_scrubbed(erased) -> None:  # noqa: ANN001
+    """Nothing to erase is said, not reported as verified; the identifier is still suppressed and
+    searched for (a landing side file's line naming it goes)."""
+    ctx = erased["ctx"]
+    result = _printed(erased)
+    assert result["outcome"] == "verified" and result["nothing_held"] == 1
+    request = result["requests"][-1]
+    row = ctx.lake.read(S.PRIVACY_AUDIT.address).where(F.col("request_id") == request).collect()[0]
+    assert (row.outcome, row.records, row.rows_removed) == ("nothing_held", 0, 0)
+    assert [p["outcome"] for p in result["per_request"]] == ["verified"] * 5 + ["nothing_held"]
+    hashes = {r.id_hash for r in ctx.lake.read(S.PRIVACY_SUPPRESSION.address).where(F.col("id_type") == "email").collect()}
+    assert salted_hash(ctx.cfg.privacy.salt, "email", NOBODY) in hashes
+    side = Path(ctx.data_root) / "notes" / "call-backs.txt"
+    assert side.read_text(encoding="utf-8") == "keep this line\n"
 
 
 def test_golden_reresolved_incrementally_as_a_full_run_would(erased, tmp_path, spark) -> None:  # noqa: ANN001
@@ -559,7 +582,10 @@ def test_audit_requests_and_suppression_hold_hashes_only(erased) -> None:  # noq
     rows = ctx.lake.read(S.PRIVACY_AUDIT.address).where("kind = 'erasure'").collect()
     expected = {privacy.subject_hash(salt, s["kind"], s["value"]): s for s in erased["subjects"]}
     family = privacy.subject_hash(salt, "email", erased["family"]["value"])
-    assert sorted((r.subject_hash, r.outcome) for r in rows) == sorted([(h, "verified") for h in expected] + [(family, "refused")])
+    nobody = privacy.subject_hash(salt, "email", NOBODY)
+    assert sorted((r.subject_hash, r.outcome) for r in rows) == sorted(
+        [(h, "verified") for h in expected] + [(family, "refused"), (nobody, "nothing_held")]
+    )
     audit = {r.subject_hash: r for r in rows if r.outcome == "verified"}
     for h, row in audit.items():
         assert row.scan_hits == 0 and row.rows_removed > 0 and row.records > 0 and row.scan_files > 50
@@ -568,7 +594,9 @@ def test_audit_requests_and_suppression_hold_hashes_only(erased) -> None:  # noq
     assert first.tables[S.BRONZE_QUARANTINE.address] >= 1
     assert (first.batch_requests, first.linked_records_kept, first.rows_removed) == (1, 1, sum(first.tables.values()))
     requests = ctx.lake.read(S.PRIVACY_REQUESTS.address).where("kind = 'erasure'").collect()
-    assert sorted((r.subject_hash, r.state) for r in requests) == sorted([(h, "done") for h in expected] + [(family, "failed")])
+    assert sorted((r.subject_hash, r.state) for r in requests) == sorted(
+        [(h, "done") for h in expected] + [(family, "failed"), (nobody, "done")]
+    )
     kinds = {r.id_type for r in ctx.lake.read(S.PRIVACY_SUPPRESSION.address).collect()}
     assert {"email", "phone", "customer_number", "record_key"} <= kinds
 

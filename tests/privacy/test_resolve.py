@@ -191,3 +191,13 @@ def test_all_holders_is_an_erase_flag_only(capsys) -> None:  # noqa: ANN001
     assert build_parser().parse_args(["privacy", "erase", "--subject", "email:a@b.nl", "--all-holders"]).all_holders is True
     assert main(["privacy", "export", "--subject", "email:a@b.nl", "--all-holders"]) == 2
     assert "privacy export: got --all-holders; expected it with erase only" in capsys.readouterr().err
+
+
+def test_subjects_take_silvers_form_of_an_email_address(small_lake) -> None:  # noqa: ANN001
+    """A request written as the person sent it finds what silver corrected (gmial.com -> gmail.com);
+    a placeholder silver drops is kept as written; other kinds pass through."""
+    got = privacy.silver_form_subjects(
+        small_lake(),
+        [("email", "jan@gmial.com"), ("email", "jan@gmail.com"), ("email", "test@test.nl"), ("phone", "+31612345678"), ("person_id", "P1")],
+    )
+    assert got == [("email", "jan@gmail.com"), ("email", "test@test.nl"), ("phone", "+31612345678"), ("person_id", "P1")]
