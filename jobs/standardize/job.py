@@ -135,21 +135,30 @@ def canonical_event_rows(bronze: DataFrame, src: SourceConfig) -> DataFrame:
 
 
 def derived_person_rows(bronze: DataFrame, src: SourceConfig) -> DataFrame:
-    """Events whose identifier (a cookie) becomes an anonymous person record of ``records_source``."""
-    assert src.records_from is not None
+    """Events whose identifier (a cookie) becomes an anonymous person record of ``records_source``.
+
+    A record's values (first and last event time, the device of its latest event) come from all
+    its events; its lineage (batch, ingest time) from its latest event by (event time, key), and
+    its row hash covers every value it carries. So a late event with an older time (which moves
+    ``created_at``) or a new device changes the hash, and an incremental run re-derives exactly
+    what a full run over the same events derives, lineage included.
+    """
+    assert src.records_from is not None  # callers pass events sources with records_from only
     ident = bronze_column(src.mapping[src.records_from])
     at = bronze_column(src.mapping["event_at"]) if "event_at" in src.mapping else S.INGESTED_AT
     source_name = src.records_source or src.name
     device = bronze_column(src.mapping["device_id"]) if "device_id" in src.mapping and src.records_from != "device_id" else None
-    w = Window.partitionBy(F.col(ident)).orderBy(F.col(at).desc(), F.col(S.RECORD_KEY).desc())
-    latest = bronze.where(F.col(ident).isNotNull()).withColumn("__cdp_rn", F.row_number().over(w))
-    agg = latest.groupBy(F.col(ident).alias("__cdp_id")).agg(
+    order = F.struct(F.col(at), F.col(S.RECORD_KEY))  # total: the event key ends it
+    agg = bronze.where(F.col(ident).isNotNull()).groupBy(F.col(ident).alias("__cdp_id")).agg(
         F.min(at).alias("created_at"),
         F.max(at).alias("updated_at"),
-        F.max(S.INGESTED_AT).alias(S.INGESTED_AT),
-        F.max_by(F.col(S.BATCH_ID), F.col(S.INGESTED_AT)).alias(S.BATCH_ID),
-        *([F.max_by(F.col(device), F.col(at)).alias("device_id")] if device else []),
+        F.max_by(F.col(S.INGESTED_AT), order).alias(S.INGESTED_AT),
+        F.max_by(F.col(S.BATCH_ID), order).alias(S.BATCH_ID),
+        *([F.max_by(F.col(device), order).alias("device_id")] if device else []),
     )
+    hashed = [F.col("__cdp_id"), F.col("created_at").cast("string"), F.col("updated_at").cast("string")]
+    if device:
+        hashed.append(F.coalesce(F.col("device_id"), F.lit("\x00")))
     out = agg.select(
         F.col("__cdp_id").alias(src.records_from),
         F.col("__cdp_id").alias("source_id"),
@@ -159,7 +168,7 @@ def derived_person_rows(bronze: DataFrame, src: SourceConfig) -> DataFrame:
         record_key_col(source_name, F.col("__cdp_id")).alias(S.RECORD_KEY),
         F.lit(source_name).alias(S.SOURCE),
         F.col(S.BATCH_ID),
-        F.substring(F.sha2(F.concat_ws("\x1f", F.col("__cdp_id"), F.col("updated_at").cast("string")), 256), 1, 32).alias(S.ROW_HASH),
+        F.substring(F.sha2(F.concat_ws("\x1f", *hashed), 256), 1, 32).alias(S.ROW_HASH),
         F.col(S.INGESTED_AT),
         F.lit(src.trust_rank).alias("trust_rank"),
         F.create_map().cast(MapType(StringType(), StringType())).alias("extensions"),

@@ -29,6 +29,7 @@ from jobs.standardize.job import identifier_types_by_source
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
 from conftest import pipeline_config  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[2]
 PERSON_SOURCES = ("crm", "webshop_customers", "pos_members", "email_subscribers")
 PLACEHOLDER_EMAILS, PLACEHOLDER_PHONES = set(_EMAILS), set(_PHONES)
 # What the generator writes as placeholders (jobs/ingest/generate.py), per canonical column.
@@ -325,3 +326,34 @@ def test_a_records_current_version_comes_from_the_delivery_that_brought_it(spark
     df = spark.createDataFrame(rows, f"{S.RECORD_KEY} string, {S.ROW_HASH} string, {S.BATCH_ID} string, {S.LINE} int, {S.INGESTED_AT} timestamp")
     got = {r[S.RECORD_KEY]: (r[S.ROW_HASH], r[S.BATCH_ID]) for r in latest_rows(df).collect()}
     assert got == {"k1": ("A", "b1"), "k2": ("A", "b3"), "k3": ("B", "b1"), "k4": ("A", "b1")}
+
+
+def test_a_cookie_record_changes_with_every_value_it_carries_and_keeps_its_latest_events_lineage(spark) -> None:  # noqa: ANN001
+    """A late event (older time: created_at moves) and a new device change the derived record's
+    row hash, so an incremental run derives it again; lineage is the latest event's by event time."""
+    import yaml
+
+    from jobs.standardize.job import derived_person_rows
+
+    src = SourceConfig.model_validate(yaml.safe_load((ROOT / "conf" / "sources" / "web.yaml").read_text(encoding="utf-8")))
+    cols = {f: bronze_column(src.mapping[f]) for f in ("cookie_id", "device_id", "event_at")}
+    schema = f"{cols['cookie_id']} string, {cols['device_id']} string, {cols['event_at']} string, " \
+             f"{S.RECORD_KEY} string, {S.BATCH_ID} string, {S.INGESTED_AT} timestamp"
+
+    def derive(rows: list[tuple]) -> dict:
+        df = spark.createDataFrame(rows, schema)
+        return {r.cookie_id: r.asDict() for r in derived_person_rows(df, src).collect()}
+
+    from datetime import datetime
+
+    t1, t2, t3 = datetime(2026, 1, 1), datetime(2026, 1, 2), datetime(2026, 1, 3)
+    base = [("c1", "d1", "2026-01-05T10:00:00", "e1", "b1", t1), ("c1", "d1", "2026-01-06T10:00:00", "e2", "b2", t2)]
+    first = derive(base)["c1"]
+    assert (first["created_at"], first["updated_at"], first["device_id"], first[S.BATCH_ID]) == (
+        "2026-01-05T10:00:00", "2026-01-06T10:00:00", "d1", "b2")
+    late = derive([*base, ("c1", "d1", "2026-01-04T09:00:00", "e3", "b3", t3)])["c1"]  # delivered last, happened first
+    assert late["created_at"] == "2026-01-04T09:00:00" and late[S.ROW_HASH] != first[S.ROW_HASH]
+    assert (late[S.BATCH_ID], late[S.INGESTED_AT]) == ("b2", t2)  # still the latest event's
+    same_time_new_device = derive([*base, ("c1", "d9", "2026-01-06T10:00:00", "e9", "b3", t3)])["c1"]
+    assert same_time_new_device["device_id"] == "d9" and same_time_new_device[S.ROW_HASH] != first[S.ROW_HASH]
+    assert derive(list(reversed(base)))["c1"] == first  # the order rows come in changes nothing
