@@ -28,7 +28,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from jobs.common import schemas as S
 from jobs.common.errors import ConfigError, DataError, SchemaError
@@ -129,17 +129,10 @@ def _normalise_emails(ctx: "Context", pairs: list[tuple[str, str]]) -> dict[tupl
 
 @NORMALISERS.register("phone")
 def _normalise_phones(ctx: "Context", pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
-    import phonenumbers
+    """E.164 as silver computes it (its own function), in the row's phone region (:func:`_row_countries`)."""
+    from jobs.standardize.phones import format_e164
 
-    out: dict[tuple[str, str], str | None] = {}
-    for value, country in pairs:
-        try:
-            num = phonenumbers.parse(value, country)
-        except phonenumbers.NumberParseException:
-            out[(value, country)] = None
-            continue
-        out[(value, country)] = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
-    return out
+    return {(value, region): format_e164(value, region)[0] for value, region in pairs}
 
 
 def _id_fields(src: SourceConfig) -> dict[str, str]:
@@ -147,21 +140,37 @@ def _id_fields(src: SourceConfig) -> dict[str, str]:
     return {kind: src.mapping[kind] for kind in ID_KINDS if kind in src.mapping}
 
 
-def _row_countries(parsed: ParsedFile, src: SourceConfig) -> list[str]:
-    """Each row's country (ISO-2, upper case): its country field, else the source's default."""
+def _row_countries(ctx: "Context", parsed: ParsedFile, src: SourceConfig) -> list[str]:
+    """Each row's phone region as silver reads it: its country as silver normalises it
+    ('België' -> BE), else the source's default, through ``standardize.phone_regions``."""
+    from jobs.standardize.addresses import py_country
+
+    cfg = ctx.cfg.standardize
     field = src.mapping.get("country")
     column = parsed.values.get(field) if field else None
+    seen: dict[str | None, str] = {}
     out = []
     for i in range(parsed.rows):
-        country = (column[i] if column else None) or src.default_country
-        out.append((country if len(country) == 2 else src.default_country).upper())
+        sent = column[i] if column else None
+        if sent not in seen:
+            country = py_country(sent, cfg) or src.default_country
+            seen[sent] = cfg.phone_regions.get(country, country)
+        out.append(seen[sent])
     return out
 
 
-def suppression_forms(ctx: "Context", parsed: ParsedFile, src: SourceConfig) -> dict[str, dict[tuple[str, str], str | None]]:
-    """Per identifier kind, (trimmed value, row country) -> the normal form its suppression hash is
-    taken of, for every identifier value of a parsed batch (:data:`NORMALISERS`)."""
-    countries = _row_countries(parsed, src)
+class SuppressionForms(NamedTuple):
+    """What a batch's identifiers are checked against the suppression list in: each row's phone
+    region, and per identifier kind (trimmed value, row region) -> the normal form silver gives it."""
+
+    regions: list[str]
+    by_kind: dict[str, dict[tuple[str, str], str | None]]
+
+
+def suppression_forms(ctx: "Context", parsed: ParsedFile, src: SourceConfig) -> SuppressionForms:
+    """The normal form of every identifier value of a parsed batch (:data:`NORMALISERS`), in which
+    its suppression hash is taken, as silver would store it."""
+    countries = _row_countries(ctx, parsed, src)
     forms: dict[str, dict[tuple[str, str], str | None]] = {}
     for kind, f in _id_fields(src).items():
         column = parsed.values.get(f)
@@ -171,7 +180,7 @@ def suppression_forms(ctx: "Context", parsed: ParsedFile, src: SourceConfig) -> 
         if not pairs:
             continue
         forms[kind] = NORMALISERS.get(kind)(ctx, pairs) if kind in NORMALISERS else {p: p[0] for p in pairs}
-    return forms
+    return SuppressionForms(countries, forms)
 
 
 def _row_values(
@@ -203,7 +212,7 @@ def build_bronze(
     ingested_at: datetime,
     suppression: set[tuple[str, str]],
     salt: str,
-    forms: dict[str, dict[tuple[str, str], str | None]] | None = None,
+    forms: SuppressionForms | None = None,
 ) -> tuple["pa.Table", list[dict[str, Any]]]:
     """Bronze rows (strings + lineage) and quarantine rows for one parsed batch.
 
@@ -219,8 +228,7 @@ def build_bronze(
     mapped = set(fields)
     extra_cols = [c for c in parsed.columns if c not in mapped]
     id_fields = _id_fields(src)
-    forms = forms or {}
-    countries = _row_countries(parsed, src) if suppression else []
+    countries, by_kind = forms if forms is not None else ([], {})
     values = parsed.values
     empty: list[str | None] = [None] * parsed.rows
     cols = {f: values.get(f, empty) for f in fields}
@@ -246,7 +254,7 @@ def build_bronze(
             if not hit:
                 for kind, f in id_fields.items():
                     v = cols[f][i]
-                    norm = forms.get(kind, {}).get((v.strip(), countries[i])) if v and v.strip() else None
+                    norm = by_kind.get(kind, {}).get((v.strip(), countries[i])) if v and v.strip() and countries else None
                     if norm and (kind, salted_hash(salt, kind, norm)) in suppression:
                         hit = True
                         break
@@ -362,7 +370,7 @@ def land_batch(
     """
     now = datetime.now(timezone.utc)
     schema = bronze_schema(src)
-    forms = suppression_forms(ctx, parsed, src) if suppression else {}
+    forms = suppression_forms(ctx, parsed, src) if suppression else None
     bronze, quarantine = build_bronze(parsed, src, batch_id, file, now, suppression, ctx.cfg.privacy.salt, forms)
     parse_quarantine = [
         _quarantine_row(src.name, batch_id, file, line, reason, raw, now) for line, reason, raw in parsed.quarantine

@@ -273,6 +273,33 @@ def test_a_resent_email_with_a_typo_in_its_domain_is_suppressed(make_ctx, tmp_pa
     assert [(r[S.RECORD_KEY], r.reason, r.raw) for r in suppressed] == [(record_key("crm", "K20"), "suppressed", None)]
 
 
+def test_a_resent_phone_is_suppressed_in_the_region_silver_reads_it_in(make_ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    """A Belgian national number on a row whose country is written out ('België') is +32... in
+    silver; ingest must read it so too (before: only a two-letter country counted, so the
+    source's NL default made it an invalid Dutch number and the suppressed subject came back)."""
+    (tmp_path / "data" / "crm").mkdir(parents=True)
+    (tmp_path / "data" / "crm" / "resend.csv").write_text(
+        "klantnummer;voornaam;achternaam;telefoon;land\n"
+        "K30;Iemand;Anders;0470 12 34 56;België\n"  # a new key, the erased Belgian mobile
+        "K31;Piet;Jansen;0470 12 34 56;\n"  # the same digits in the source's country (NL): another number
+        "K32;Els;Bakker;+31 (0)6 12345678;Nederland\n",  # the erased Dutch mobile, as people write it
+        encoding="utf-8",
+    )
+    crm = {**CRM, "mapping": {**CRM["mapping"], "country": "land"}}
+    ctx = make_ctx(sources=[crm])
+    salt = ctx.cfg.privacy.salt
+    ctx.lake.append_rows(
+        S.PRIVACY_SUPPRESSION.address,
+        [{"id_type": "phone", "id_hash": salted_hash(salt, "phone", p), "request_id": "r1"} for p in ("+32470123456", "+31612345678")],
+        S.PRIVACY_SUPPRESSION.schema,
+    )
+    summary = ingest.run(ctx)
+    assert summary["crm"] == {"read": 3, "landed": 1, "quarantined": 2, "batches": 1}
+    assert list(bronze(ctx, "crm")) == [record_key("crm", "K31")]
+    suppressed = sorted((r[S.RECORD_KEY], r.reason) for r in ctx.lake.read(S.BRONZE_QUARANTINE.address).collect())
+    assert suppressed == sorted([(record_key("crm", "K30"), "suppressed"), (record_key("crm", "K32"), "suppressed")])
+
+
 @pytest.mark.postgres
 @pytest.mark.skipif(pg_bin() is None or not os.path.exists("/usr/share/java/postgresql.jar"), reason="needs Debian postgresql and libpostgresql-jdbc-java (.ci/install-services.sh)")
 def test_jdbc_incremental_by_watermark(make_ctx, tmp_path: Path) -> None:  # noqa: ANN001
