@@ -104,13 +104,22 @@ UPDATE_FILE = "crm/crm_export_utf8_update4.csv"  # sorts after every part file, 
 
 
 def _write_update(gen: Path) -> tuple[str, str]:
-    """A changed copy of batch 2's first UTF-8 CRM row in batch 4; returns (customer number, new postcode)."""
+    """A changed copy of batch 2's first UTF-8 CRM row in batch 4; returns (customer number, new postcode).
+
+    Batch 5 then sends the customer twice more, in two files that land in one incremental run:
+    the old row again, then the moved one. Silver holds the moved version from batch 4, but the
+    record's current version now comes from batch 5's second file (the old one came between), and
+    both lakes must say so (silver is compared row for row, lineage included).
+    """
     src = gen / "batch_2" / "crm" / "crm_export_utf8_part2of5.csv"
     header, row = src.read_text(encoding="utf-8").splitlines()[:2]
     names, values = header.split(";"), row.split(";")
     moved = dict(zip(names, values))
     moved.update(straat="Nieuwe Gracht", huisnummer="7", postcode="3512 LT", woonplaats="Utrecht", gewijzigd="2026-11-01")
-    (gen / "batch_4" / UPDATE_FILE).write_text(header + "\n" + ";".join(moved[n] for n in names) + "\n", encoding="utf-8")
+    moved_row = header + "\n" + ";".join(moved[n] for n in names) + "\n"
+    (gen / "batch_4" / UPDATE_FILE).write_text(moved_row, encoding="utf-8")
+    (gen / "batch_5" / "crm" / "crm_export_utf8_update5a.csv").write_text(header + "\n" + row + "\n", encoding="utf-8")
+    (gen / "batch_5" / "crm" / "crm_export_utf8_update5b.csv").write_text(moved_row, encoding="utf-8")
     return moved["klantnummer"], moved["postcode"]
 
 
@@ -131,7 +140,7 @@ def test_five_incremental_batches_equal_one_full_run(spark, tmp_path: Path) -> N
     same_model = [f"mlflow.tracking_uri=sqlite:///{full_lake}/_mlflow/mlflow.db", f"match.model.version={version}"]
     inc = build_context(pipeline_config(inc_data, inc_lake, same_model), spark=spark)
     pairs_scored = []
-    versions: set[tuple[str, str]] = set()
+    versions: set[tuple[str, str, str]] = set()
     changed_keys = []
     delta_rs_budget = getattr(inc.lake.engine, "merge_rewrite_bytes", None)
     for i in range(1, BATCHES + 1):
@@ -146,11 +155,11 @@ def test_five_incremental_batches_equal_one_full_run(spark, tmp_path: Path) -> N
         results = run_pipeline(inc, incremental=True, stages=STAGES)
         pairs_scored.append(results["match"]["pairs"])
         assert results["match"]["incremental"] is (i > 1)
-        # Only new or changed rows were standardised: exactly the (key, row hash) pairs silver did
-        # not hold before (the generator re-delivers some changed records itself).
-        now = {(r.record_key, r.row_hash) for r in inc.lake.read(S.SILVER_RECORDS.address).select("record_key", "row_hash").collect()}
+        # Only new or changed rows were standardised: exactly the (key, row hash, batch) rows silver
+        # did not hold before (the generator re-delivers some changed records itself).
+        now = {tuple(r) for r in inc.lake.read(S.SILVER_RECORDS.address).select("record_key", "row_hash", "batch_id").collect()}
         assert results["standardize"]["records"] == len(now - versions), i
-        changed_keys.append({k for k, _ in now - versions} & {k for k, _ in versions})
+        changed_keys.append({r[0] for r in now - versions} & {r[0] for r in versions})
         versions = now
         if i > 1:
             run_changes = [
@@ -167,7 +176,7 @@ def test_five_incremental_batches_equal_one_full_run(spark, tmp_path: Path) -> N
             .select("record_key", "postcode").collect()
         )
         assert [r.postcode for r in moved] == [postcode]
-    assert moved[0].record_key in changed_keys[3]
+    assert moved[0].record_key in changed_keys[3] and moved[0].record_key in changed_keys[4]
 
     # Each later batch scored only pairs with a new record, fewer than the full run scored.
     full_pairs = full.lake.read(S.MATCH_PAIRS.address).count()

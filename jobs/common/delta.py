@@ -173,12 +173,24 @@ def retry_commit(fn: Callable[[], T], what: str, attempts: int = 6) -> T:
     raise AssertionError("unreachable")
 
 
+_URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
+
+
+def uri_scheme(location: str) -> str | None:
+    """A location's URI scheme, lower-cased (``s3a``, ``dbfs``, ``file``); None for a plain path
+    (a single letter before the colon is a drive, not a scheme)."""
+    m = _URI_SCHEME.match(location.strip())
+    return m.group(1).lower() if m else None
+
+
 def local_path(root: str) -> str | None:
-    """The absolute local path of ``root`` (a path, ``file:/...`` or ``file:///...``); None for a remote URI."""
-    if root.startswith("file:"):
-        rest = root[len("file:") :]
+    """The absolute local path of ``root`` (a path, ``file:/...`` or ``file:///...``); None for any
+    other URI, with or without ``//`` (``s3a://bucket/x``, ``dbfs:/mnt/lake``)."""
+    scheme = uri_scheme(root)
+    if scheme == "file":
+        rest = root.strip()[len("file:") :]
         return os.path.abspath("/" + rest.lstrip("/")) if rest.startswith("/") else os.path.abspath(rest)
-    if "://" in root:
+    if scheme is not None:
         return None
     return os.path.abspath(root)
 
@@ -193,7 +205,7 @@ def delta_rs_root_problem(root: str) -> str | None:
     if local_path(root) is not None:
         return None
     return (
-        f"a local path or a mount for lake.root with the delta-rs engine: on {root.split('://')[0]}:// every write "
+        f"a local path or a mount for lake.root with the delta-rs engine: on {uri_scheme(root)}: every write "
         "would go through the driver as one Arrow table, and Spark's Parquet files cannot be committed there. "
         "Use lake.engine: delta-spark (the Delta jars and SQL extensions in the session) for a lake on an object store"
     )

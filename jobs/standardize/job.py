@@ -138,7 +138,8 @@ def derived_person_rows(bronze: DataFrame, src: SourceConfig) -> DataFrame:
     """Events whose identifier (a cookie) becomes an anonymous person record of ``records_source``.
 
     A record's values (first and last event time, the device of its latest event) come from all
-    its events; its lineage (batch, ingest time) from its latest event by (event time, key), and
+    its events, each in its current version (:func:`latest_rows`: an event delivered twice counts
+    once, from the delivery that brought it); its lineage (batch, ingest time) from its latest event by (event time, key), and
     its row hash covers every value it carries. So a late event with an older time (which moves
     ``created_at``) or a new device changes the hash, and an incremental run re-derives exactly
     what a full run over the same events derives, lineage included.
@@ -148,8 +149,8 @@ def derived_person_rows(bronze: DataFrame, src: SourceConfig) -> DataFrame:
     at = bronze_column(src.mapping["event_at"]) if "event_at" in src.mapping else S.INGESTED_AT
     source_name = src.records_source or src.name
     device = bronze_column(src.mapping["device_id"]) if "device_id" in src.mapping and src.records_from != "device_id" else None
-    order = F.struct(F.col(at), F.col(S.RECORD_KEY))  # total: the event key ends it
-    agg = bronze.where(F.col(ident).isNotNull()).groupBy(F.col(ident).alias("__cdp_id")).agg(
+    order = F.struct(F.col(at), F.col(S.RECORD_KEY))  # total: one row per event key (latest_rows)
+    agg = latest_rows(bronze).where(F.col(ident).isNotNull()).groupBy(F.col(ident).alias("__cdp_id")).agg(
         F.min(at).alias("created_at"),
         F.max(at).alias("updated_at"),
         F.max_by(F.col(S.INGESTED_AT), order).alias(S.INGESTED_AT),
@@ -210,16 +211,18 @@ def person_versions(rows: DataFrame, held: DataFrame | None, measured: DataFrame
     """The versions of a persons source's records to standardise, each once, flagged :data:`LATEST`.
 
     ``rows``: every bronze row of the source (:func:`canonical_person_rows`: lineage with
-    ``_line``). A version is a (record key, row hash); it is standardised, from its latest row,
-    when silver.records does not hold it yet (``held``: ``_record_key, _row_hash``; None in a
-    full run, which rebuilds silver) and it is either its record's latest row (a new or changed
+    ``_line``). A version is a (record key, row hash); it is standardised when silver.records does
+    not hold it from the row it is taken from (``held``: ``_record_key, _row_hash, _batch_id``;
+    None in a full run, which rebuilds silver): a version silver took from an earlier delivery is
+    taken again when another version came between (A from b2, then B in b3 and A in b4: A from b4,
+    as a full run takes it) and it is either its record's latest row (a new or changed
     record: silver.records) or delivered by a batch silver.dq_metrics has not measured
     (``measured``: ``_source, _batch_id``; None in a full run: every batch is measured again).
     The record's current version is taken from the row :func:`with_current_version_start` marks (the
     delivery that brought it, as an incremental run keeps it); another version from its latest row.
     """
     order = [F.col(c).desc() for c in _ORDER]
-    df = _flag_of(rows, held, [S.RECORD_KEY, S.ROW_HASH], _HELD)
+    df = _flag_of(rows, held, [S.RECORD_KEY, S.ROW_HASH, S.BATCH_ID], _HELD)
     df = _flag_of(df, measured, [S.SOURCE, S.BATCH_ID], _MEASURED)
     wanted = (F.col(LATEST) | ~F.col(_MEASURED)).cast("int")
     df = with_current_version_start(df, LATEST)
@@ -262,7 +265,7 @@ def person_inputs(ctx: "Context", incremental: bool = False) -> tuple[list[tuple
     held = measured = None
     if incremental and ctx.lake.exists(S.SILVER_RECORDS.address):
         held = ctx.lake.read(S.SILVER_RECORDS.address).select(
-            F.col("record_key").alias(S.RECORD_KEY), F.col("row_hash").alias(S.ROW_HASH)
+            F.col("record_key").alias(S.RECORD_KEY), F.col("row_hash").alias(S.ROW_HASH), F.col("batch_id").alias(S.BATCH_ID)
         )
     if incremental and ctx.lake.exists(S.SILVER_DQ_METRICS.address):
         measured = ctx.lake.read(S.SILVER_DQ_METRICS.address).select(
@@ -316,11 +319,15 @@ def _standardized(pairs: list[tuple[SourceConfig, DataFrame]], ctx: "Context", f
 
 
 def _only_changed(new: DataFrame, ctx: "Context", address: str, key: str) -> DataFrame:
-    """Rows whose (key, row hash) the silver table does not hold yet."""
+    """Rows whose (key, row hash, batch) the silver table does not hold yet: a new or changed row,
+    or a version silver took from another delivery than the one it is taken from now (see
+    :func:`person_versions`)."""
     if not ctx.lake.exists(address):
         return new
-    seen = ctx.lake.read(address).select(F.col(key).alias(S.RECORD_KEY), F.col("row_hash").alias(S.ROW_HASH))
-    return new.join(seen, [S.RECORD_KEY, S.ROW_HASH], "left_anti")
+    seen = ctx.lake.read(address).select(
+        F.col(key).alias(S.RECORD_KEY), F.col("row_hash").alias(S.ROW_HASH), F.col("batch_id").alias(S.BATCH_ID)
+    )
+    return new.join(seen, [S.RECORD_KEY, S.ROW_HASH, S.BATCH_ID], "left_anti")
 
 
 # The cleansing plan is one wide projection of many small expressions; Spark's whole-stage code
@@ -375,8 +382,10 @@ def _run(ctx: "Context", incremental: bool = False) -> dict[str, Any]:
                 # this run's merge changes silver.records.
                 versions = standardised.drop(LATEST)
                 if incremental and lake.exists(S.SILVER_RECORDS.address):
-                    held = lake.read(S.SILVER_RECORDS.address).join(
-                        delivered.select("record_key", "row_hash").distinct(), ["record_key", "row_hash"], "left_semi"
+                    held = (
+                        lake.read(S.SILVER_RECORDS.address)
+                        .join(delivered.select("record_key", "row_hash").distinct(), ["record_key", "row_hash"], "left_semi")
+                        .join(versions.select("record_key", "row_hash"), ["record_key", "row_hash"], "left_anti")
                     )
                     versions = versions.unionByName(held)
                 dq = compute_dq_metrics(measured_rows(delivered, versions), r.run_id).localCheckpoint()

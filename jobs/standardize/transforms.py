@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
 from jobs.common.errors import require_columns
-from jobs.common.keys import record_key_col
+from jobs.common.keys import record_key_col, strip_col
 from jobs.common.schemas import (
     BATCH_ID,
     CANONICAL_FIELDS,
@@ -196,7 +196,7 @@ def owner_record_key(owner_source: str, key: Sequence[Column]) -> Column:
     account's ``_record_key``. Null when a key part is missing or blank, as ingest refuses a row
     whose key is (it never has a record key).
     """
-    present = functools.reduce(lambda a, b: a & b, [c.isNotNull() & (F.trim(c) != "") for c in key])
+    present = functools.reduce(lambda a, b: a & b, [c.isNotNull() & (strip_col(c) != "") for c in key])
     return F.when(present, record_key_col(owner_source, *key))
 
 

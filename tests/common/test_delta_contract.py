@@ -169,7 +169,7 @@ def test_delta_rs_refuses_to_write_to_an_object_store(spark) -> None:  # noqa: A
         DeltaRsEngine(spark).write("s3a://bucket/lake/t/x", frame(spark), "append")
     assert str(info.value).startswith(
         "append s3a://bucket/lake/t/x: expected a local path or a mount for lake.root with the delta-rs engine: "
-        "on s3a:// every write would go through the driver as one Arrow table"
+        "on s3a: every write would go through the driver as one Arrow table"
     )
 
 
@@ -540,3 +540,15 @@ def test_commit_conflicts_are_retried() -> None:
     assert len(calls) == 3
     with pytest.raises(DataError, match="commit failed 2 times"):
         retry_commit(lambda: (_ for _ in ()).throw(CommitFailedError("x")), "test", attempts=2)
+
+
+def test_local_path_and_uri_scheme() -> None:
+    from jobs.common.delta import local_path, uri_scheme
+
+    assert [uri_scheme(x) for x in ("s3a://b/x", "dbfs:/mnt/lake", "abfss://c@a/x", "file:///tmp/x", "/tmp/x", "lake", "C:/lake")] == [
+        "s3a", "dbfs", "abfss", "file", None, None, None,
+    ]
+    assert local_path("s3a://b/x") is None and local_path("dbfs:/mnt/lake") is None and local_path("gs://b") is None
+    assert local_path("file:///tmp/x") == "/tmp/x" and local_path("file:/tmp/x") == "/tmp/x"
+    assert local_path("/tmp/x/../y") == "/tmp/y"
+    assert local_path("lake") == os.path.abspath("lake")

@@ -128,7 +128,7 @@ def _config(tmp_path: Path, **lake: str) -> LoadedConfig:
 
 def test_delta_rs_refuses_a_lake_on_an_object_store(spark, tmp_path: Path) -> None:  # noqa: ANN001
     expected = (
-        "a local path or a mount for lake.root with the delta-rs engine: on s3a:// every write would go through "
+        "a local path or a mount for lake.root with the delta-rs engine: on s3a: every write would go through "
         "the driver as one Arrow table, and Spark's Parquet files cannot be committed there. Use lake.engine: "
         "delta-spark (the Delta jars and SQL extensions in the session) for a lake on an object store"
     )
@@ -145,8 +145,14 @@ def test_delta_rs_refuses_a_lake_on_an_object_store(spark, tmp_path: Path) -> No
     ]
     assert not Path("s3a:").exists()  # nothing made locally for a URI (abspath would have made ./s3a:)
     # abfss too; a mount or file: URI is local and fine
-    with pytest.raises(ValueError, match=r"on abfss:// every write"):
+    with pytest.raises(ValueError, match=r"on abfss: every write"):
         LakeConfig(root="abfss://lake@account.dfs.core.windows.net/cdp", engine="delta-rs")
+    # a URI without '//' is a URI too (it was taken for the relative path ./dbfs:/mnt/lake)
+    with pytest.raises(ValueError, match=r"on dbfs: every write"):
+        LakeConfig(root="dbfs:/mnt/lake", engine="delta-rs")
+    with pytest.raises(ConfigError):
+        build_context(_config(tmp_path, root="dbfs:/mnt/lake"), spark=spark)
+    assert not Path("dbfs:").exists()
     assert LakeConfig(root=f"file://{tmp_path}/lake", engine="delta-rs").root.startswith("file://")
     ctx = build_context(_config(tmp_path, root=f"file://{tmp_path}/lake", engine="delta-rs"), spark=spark)
     assert ctx.lake_root == str(tmp_path / "lake") and (tmp_path / "lake").is_dir()
