@@ -59,7 +59,7 @@ def check_id_persistence(before: dict[str, str], after: dict[str, str], changes:
     check does not see, so it accepts any id of the largest overlap); a person that is the only
     largest part of some previous id keeps an id, others get new ones. A person whose records did
     not change keeps its id. Every id that stops being live is logged as merged or retired, every
-    new one as new or split.
+    new one as new or split, exactly once, and no other id is.
     """
     overlap: dict[str, dict[str, int]] = {}  # after id -> previous id -> records
     for key, pid in after.items():
@@ -93,6 +93,9 @@ def check_id_persistence(before: dict[str, str], after: dict[str, str], changes:
     logged_born = {r.person_id for r in changes if r.change in ("new", "split")}
     assert gone <= logged_gone, f"ids gone without a merged/retired row: {sorted(gone - logged_gone)[:3]}"
     assert born <= logged_born, f"ids born without a new/split row: {sorted(born - logged_born)[:3]}"
+    assert logged_born <= born, f"new/split rows for ids that were not born: {sorted(logged_born - born)[:3]}"
+    births = [r.person_id for r in changes if r.change in ("new", "split")]
+    assert len(births) == len(set(births)), f"an id born twice in one run: {sorted({p for p in births if births.count(p) > 1})[:3]}"
     for r in changes:
         if r.change == "merged":
             assert r.person_id not in live and r.related_person_id in live, tuple(r)

@@ -56,6 +56,21 @@ def normalise_identifier(kind: str, value: str, country: str = "NL") -> str:
     return value
 
 
+def silver_form(ctx: "Context", kind: str, value: str) -> str:
+    """An identifier as silver.identifiers holds it (silver's own transform: an e-mail domain typo
+    corrected, a customer number or loyalty card cleansed); DataError, without the value, for a
+    value silver keeps for no one (a placeholder such as test@test.nl, an invalid number)."""
+    from jobs.standardize.transforms import silver_identifier_forms
+
+    form = silver_identifier_forms(ctx.spark, [(kind, value, None)], ctx.cfg.standardize).get((kind, value, None))
+    if form is None:
+        raise DataError(
+            f"this {kind} is a value silver keeps for no one, a placeholder or an invalid {kind} (the value is not shown); "
+            f"expected the {kind} as one person holds it"
+        )
+    return form
+
+
 def person_ids_for(ctx: "Context", kind: str, value: str) -> list[str]:
     """Person ids holding an identifier (an identifier may belong to several persons)."""
     lake = ctx.lake
@@ -98,6 +113,8 @@ def find_profile(ctx: "Context", identifier: str, as_of: str | None = None) -> d
     identifier names its type, not the value; nothing is logged.
     """
     kind, value = parse_subject(identifier)
+    if kind != S.ID_PERSON:
+        value = silver_form(ctx, kind, value)
     ids = person_ids_for(ctx, kind, value)
     if not ids:
         raise DataError(f"no person has this {kind} (the value is not shown); expected a known {kind}")

@@ -160,7 +160,8 @@ class SourceConfig(Strict):
     )
     retention_days: int | None = Field(
         None, ge=1,
-        description="days a row is kept (`cdp privacy retention`: person rows with their events, or event rows); none = kept",
+        description="days a row is kept (`cdp privacy retention`): a person row after its last activity (its last change "
+        "or the last event it owns, such as an order), then with its events; an event row after its event_at; none = kept",
     )
     jdbc: JdbcConfig | None = Field(None, description="connection and table of a format: jdbc source")
 

@@ -15,7 +15,7 @@ JDBC pulls rows with ``updated_at >= last watermark`` (a row committed late with
 timestamp is not missed) and drops the rows re-read at the watermark that bronze already holds,
 by (record key, row hash), so a rerun adds nothing twice.
 
-Sources and identifier kinds dispatch through registries (``CONNECTORS``, ``NORMALISERS``).
+Sources dispatch through a registry (``CONNECTORS``); identifier values are checked against the suppression list in the form silver holds them (:func:`suppression_forms`).
 """
 
 from __future__ import annotations
@@ -109,30 +109,7 @@ class BatchResult:
     skipped: bool = False
 
 
-# How an identifier is normalised before its salted hash is looked up in the suppression list: the
-# normal form silver gives it (privacy writes the list from silver.identifiers). A normaliser gets a
-# batch's distinct (value, country) pairs at once, so the e-mail one runs silver's own transform
-# (typo'd domains corrected too: gmial.com -> gmail.com), not a copy of it. Kinds not registered are
-# trimmed only.
-Normaliser = Callable[["Context", list[tuple[str, str]]], dict[tuple[str, str], "str | None"]]
-NORMALISERS: Registry[Normaliser] = Registry("identifier normaliser")
 ID_KINDS = ("email", "phone", "customer_number", "loyalty_card", "cookie_id", "device_id")
-
-
-@NORMALISERS.register("email")
-def _normalise_emails(ctx: "Context", pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
-    from jobs.standardize.emails import silver_emails
-
-    forms = silver_emails(ctx.spark, (v for v, _ in pairs), ctx.cfg.standardize)
-    return {(v, c): forms.get(v) for v, c in pairs}
-
-
-@NORMALISERS.register("phone")
-def _normalise_phones(ctx: "Context", pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
-    """E.164 as silver computes it (its own function), in the row's phone region (:func:`_row_countries`)."""
-    from jobs.standardize.phones import format_e164
-
-    return {(value, region): format_e164(value, region)[0] for value, region in pairs}
 
 
 def _id_fields(src: SourceConfig) -> dict[str, str]:
@@ -140,47 +117,35 @@ def _id_fields(src: SourceConfig) -> dict[str, str]:
     return {kind: src.mapping[kind] for kind in ID_KINDS if kind in src.mapping}
 
 
-def _row_countries(ctx: "Context", parsed: ParsedFile, src: SourceConfig) -> list[str]:
-    """Each row's phone region as silver reads it: its country as silver normalises it
-    ('België' -> BE), else the source's default, through ``standardize.phone_regions``."""
-    from jobs.standardize.addresses import py_country
-
-    cfg = ctx.cfg.standardize
-    field = src.mapping.get("country")
-    column = parsed.values.get(field) if field else None
-    seen: dict[str | None, str] = {}
-    out = []
-    for i in range(parsed.rows):
-        sent = column[i] if column else None
-        if sent not in seen:
-            country = py_country(sent, cfg) or src.default_country
-            seen[sent] = cfg.phone_regions.get(country, country)
-        out.append(seen[sent])
-    return out
-
-
 class SuppressionForms(NamedTuple):
-    """What a batch's identifiers are checked against the suppression list in: each row's phone
-    region, and per identifier kind (trimmed value, row region) -> the normal form silver gives it."""
+    """What a batch's identifiers are checked against the suppression list in: each row's
+    country as sent, and (kind, value as sent, country as sent) -> the form silver.identifiers
+    would hold (None: silver holds none, a placeholder or an invalid value)."""
 
-    regions: list[str]
-    by_kind: dict[str, dict[tuple[str, str], str | None]]
+    countries: list[str | None]
+    by_item: dict[tuple[str, str | None, str | None], str | None]
 
 
 def suppression_forms(ctx: "Context", parsed: ParsedFile, src: SourceConfig) -> SuppressionForms:
-    """The normal form of every identifier value of a parsed batch (:data:`NORMALISERS`), in which
-    its suppression hash is taken, as silver would store it."""
-    countries = _row_countries(ctx, parsed, src)
-    forms: dict[str, dict[tuple[str, str], str | None]] = {}
+    """The form silver gives every identifier value of a parsed batch, in which its suppression
+    hash is taken: silver's own transform (:func:`~jobs.standardize.transforms.silver_identifier_forms`,
+    one small Spark job), a phone read in its row's country as silver reads it, else the
+    source's ``default_country``. Privacy writes the list from silver.identifiers, so the two
+    compare like with like (an erased ``jan@gmial.com`` resent as ``Jan@GMIAL.con``, an erased
+    loyalty card resent with spaces)."""
+    from jobs.standardize.transforms import silver_identifier_forms
+
+    field = src.mapping.get("country")
+    column = parsed.values.get(field) if field else None
+    countries: list[str | None] = list(column) if column else [None] * parsed.rows
+    items: set[tuple[str, str | None, str | None]] = set()
     for kind, f in _id_fields(src).items():
-        column = parsed.values.get(f)
-        if not column:
-            continue
-        pairs = sorted({(v.strip(), countries[i]) for i, v in enumerate(column) if v and v.strip()})
-        if not pairs:
-            continue
-        forms[kind] = NORMALISERS.get(kind)(ctx, pairs) if kind in NORMALISERS else {p: p[0] for p in pairs}
-    return SuppressionForms(countries, forms)
+        values = parsed.values.get(f)
+        if values:
+            items.update((kind, v, countries[i]) for i, v in enumerate(values) if v and v.strip())
+    if not items:
+        return SuppressionForms(countries, {})
+    return SuppressionForms(countries, silver_identifier_forms(ctx.spark, items, ctx.cfg.standardize, src.default_country))
 
 
 def _row_values(
@@ -228,7 +193,7 @@ def build_bronze(
     mapped = set(fields)
     extra_cols = [c for c in parsed.columns if c not in mapped]
     id_fields = _id_fields(src)
-    countries, by_kind = forms if forms is not None else ([], {})
+    countries, by_item = forms if forms is not None else ([], {})
     values = parsed.values
     empty: list[str | None] = [None] * parsed.rows
     cols = {f: values.get(f, empty) for f in fields}
@@ -254,7 +219,7 @@ def build_bronze(
             if not hit:
                 for kind, f in id_fields.items():
                     v = cols[f][i]
-                    norm = by_kind.get(kind, {}).get((v.strip(), countries[i])) if v and v.strip() and countries else None
+                    norm = by_item.get((kind, v, countries[i])) if v and v.strip() and countries else None
                     if norm and (kind, salted_hash(salt, kind, norm)) in suppression:
                         hit = True
                         break

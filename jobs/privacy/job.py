@@ -246,17 +246,36 @@ def _subject_reference(ctx: "Context", kind: str, value: str) -> str:
     return subject_hash(ctx.cfg.privacy.salt, kind, value)[:16]
 
 
-def silver_form_subjects(ctx: "Context", parsed: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Subjects as silver holds their identifiers: an e-mail address through silver's own
-    transform (a domain typo corrected per ``standardize.email_typo_mode``), so that a request
-    written as the person sent it (``jan@gmial.com``) finds the records silver corrected. A value
-    silver would drop (a placeholder, an invalid address) is kept as written. Other kinds are
-    normalised by :func:`~jobs.golden.lookup.parse_subject` already."""
-    from jobs.standardize.emails import silver_emails
+def silver_form_subjects(ctx: "Context", parsed: Sequence[tuple[str, str]]) -> list[tuple[str, str | None]]:
+    """Subjects as silver.identifiers holds their values, one per subject in order: silver's own
+    transform (:func:`~jobs.standardize.transforms.silver_identifier_forms`), so that a request
+    written as the person sent it (``jan@gmial.com``, a loyalty card with spaces, a customer
+    number in lower case) finds the records silver normalised. None where silver holds no such
+    identifier (a placeholder such as ``test@test.nl``, an invalid address or number): such a
+    value names no one and :func:`refuse_unheld` refuses it. A person id passes through."""
+    from jobs.standardize.transforms import silver_identifier_forms
 
-    emails = [v for k, v in parsed if k == S.ID_EMAIL]
-    forms = silver_emails(ctx.spark, emails, ctx.cfg.standardize) if emails else {}
-    return list(dict.fromkeys((k, (forms.get(v) or v) if k == S.ID_EMAIL else v) for k, v in parsed))
+    named = [(k, v, None) for k, v in parsed if k != S.ID_PERSON]
+    forms = silver_identifier_forms(ctx.spark, named, ctx.cfg.standardize) if named else {}
+    return [(k, v if k == S.ID_PERSON else forms.get((k, v, None))) for k, v in parsed]
+
+
+def refuse_unheld(ctx: "Context", written: Sequence[tuple[str, str]], forms: Sequence[tuple[str, str | None]], command: str) -> None:
+    """PrivacyError naming every subject silver holds no identifier for (:func:`silver_form_subjects`
+    gave None) by number, kind and hashed reference. Erasing a placeholder would delete other
+    people's rows that carry it and suppress it for everyone; it names no one, so nothing is done."""
+    bad = [
+        f"subject #{i} ({kind}, reference {_subject_reference(ctx, kind, value)})"
+        for i, ((kind, value), (_, form)) in enumerate(zip(written, forms), start=1)
+        if form is None
+    ]
+    if bad:
+        raise PrivacyError(
+            f"{command}: {len(bad)} subject(s) name a value silver keeps for no one, a placeholder (test@test.nl, "
+            f"0000000000, onbekend) or an invalid e-mail address or phone number: {'; '.join(bad)}; nothing was "
+            "changed. Expected an identifier as one person holds it (a phone in E.164, +32..., or Dutch national "
+            "form), or the person's person_id:P... (`cdp profile --id TYPE:VALUE` finds it)"
+        )
 
 
 def resolve_subjects(
@@ -1073,7 +1092,9 @@ def scan_everything(ctx: "Context", groups: list[tuple[str, ...]]) -> ScanResult
     uri = ctx.cfg.mlflow.tracking_uri
     if uri and _mlflow_folder(uri) is None:
         with tempfile.TemporaryDirectory(prefix="cdp-mlflow-scan-") as scratch:
-            store = scan_mlflow_store(uri, groups, scratch, label=_shown(uri))
+            store = scan_mlflow_store(
+                uri, groups, scratch, label=_shown(uri), experiments=[ctx.cfg.mlflow.experiment], models=[ctx.cfg.match.model.name]
+            )
         result.files += store.files
         result.hits += store.hits
         result.hit_files += store.hit_files
@@ -1141,7 +1162,10 @@ def erase(ctx: "Context", subjects: Sequence[str], reason: str = "erasure", all_
     written = list(dict.fromkeys(parse_subject(s) for s in subjects))
     if not written:
         raise PrivacyError("privacy erase: got no subject; expected --subject TYPE:VALUE or --file FILE")
-    parsed = silver_form_subjects(ctx, written)
+    forms = silver_form_subjects(ctx, written)
+    # One request per subject as silver holds it (a value written twice, or in two spellings of one
+    # address, is one request); a value silver holds for no one keeps its written form and is refused.
+    parsed = list(dict.fromkeys(f if f[1] is not None else w for w, f in zip(written, forms)))
     salt = ctx.cfg.privacy.salt
     requested = datetime.now(timezone.utc)
     requests = [
@@ -1154,6 +1178,7 @@ def erase(ctx: "Context", subjects: Sequence[str], reason: str = "erasure", all_
             r["run_id"] = run.run_id
         ctx.lake.upsert_rows(S.PRIVACY_REQUESTS.address, requests, S.PRIVACY_REQUESTS.schema, ["request_id"])
         try:
+            refuse_unheld(ctx, written, forms, "privacy erase")
             check_scannable(ctx, "privacy erase")
             found = resolve_subjects(ctx, parsed, all_holders=all_holders)
             found.requested = {(k, v) for k, v in (*written, *parsed) if k != S.ID_PERSON}
@@ -1165,7 +1190,7 @@ def erase(ctx: "Context", subjects: Sequence[str], reason: str = "erasure", all_
             _append_audit(ctx, [_audit_row(r, requested, done, batch, outcome="refused") for r in requests])
             raise
         run.stage(f"resolved {len(parsed)} subject(s): {len(found.person_ids)} persons, {len(found.record_keys)} records, {len(found.event_keys)} events")
-        result = erase_found(ctx, found, run.run_id, suppress=True, request_ids=[r["request_id"] for r in requests])
+        result = erase_found(ctx, found, run.run_id, suppress=True, request_ids=[r["request_id"] for r in requests], scannable_checked=True)
         run.rows_in = len(found.record_keys) + len(found.event_keys)
         run.rows_out = result["rows_removed"]
         for k in ("rows_removed", "files_rewritten", "scan_files", "scan_hits", "persons", "records", "events", "shared_values_kept", "linked_records_kept"):
@@ -1173,14 +1198,15 @@ def erase(ctx: "Context", subjects: Sequence[str], reason: str = "erasure", all_
         done = datetime.now(timezone.utc)
         audit = []
         nothing_held = 0
-        for r, share in zip(requests, result["per_request"]):
+        for (kind, _), r, share in zip(parsed, requests, result["per_request"]):
             r.update(state="done" if result["outcome"] == "verified" else "failed", completed_at=done)
             outcome = result["outcome"]
             if outcome == "verified" and not share["records"]:
                 # No record holds the subject (as written or in silver's form): nothing was erased
                 # for it, which the officer must be able to tell from a typo'd request.
                 outcome, nothing_held = "nothing_held", nothing_held + 1
-                log.warning("privacy erase: request %s: no record holds the subject; nothing erased (its identifier is suppressed)", r["request_id"])
+                kept_out = "no person id is suppressed" if kind == S.ID_PERSON else f"its {kind} is suppressed, so ingest keeps it out from now on"
+                log.warning("privacy erase: request %s: no record holds the subject; nothing erased (%s)", r["request_id"], kept_out)
             audit.append(
                 _audit_row(
                     r, requested, done, batch,
@@ -1204,19 +1230,22 @@ def erase(ctx: "Context", subjects: Sequence[str], reason: str = "erasure", all_
 
 
 def erase_found(
-    ctx: "Context", found: Subject, run_id: str, suppress: bool, request_ids: Sequence[str] = (), retention: bool = False
+    ctx: "Context", found: Subject, run_id: str, suppress: bool, request_ids: Sequence[str] = (), retention: bool = False,
+    scannable_checked: bool = False,
 ) -> dict[str, Any]:
     """Steps 2 to 7 of the module docstring for what :func:`resolve_subjects` found.
 
     ``retention`` removes old rows rather than a person: values remaining rows still hold are
     not scanned for (see :func:`collect_needles`). Fails before any delete when a place the scan
-    must cover is not local (:func:`check_scannable`). ``per_request`` in the result: records,
+    must cover is not local (:func:`check_scannable`; a caller that checked before resolving passes
+    ``scannable_checked``, which also spares a second probe of an MLflow API). ``per_request`` in the result: records,
     rows removed and linked records kept of each of ``found.requests`` (rows counted per request
     by :func:`rows_per_request` when there are several).
     """
     from jobs.golden.job import output_versions, rebase_state
 
-    check_scannable(ctx, "privacy retention" if retention else "privacy erase")
+    if not scannable_checked:
+        check_scannable(ctx, "privacy retention" if retention else "privacy erase")
     collect_needles(ctx, found, keep_values_of_remaining_rows=retention)
     quarantine_ids = _quarantine_ids(ctx, found)
     lines = landing_lines(ctx, found, quarantine_ids)
@@ -1442,7 +1471,9 @@ def export_subject(ctx: "Context", subject: str | Sequence[str] | None, out: str
         subject = subject[0]
     if not subject:
         raise PrivacyError("privacy export: got no subject; expected --subject TYPE:VALUE")
-    ((kind, value),) = silver_form_subjects(ctx, [parse_subject(subject)])
+    written = [parse_subject(subject)]
+    forms = silver_form_subjects(ctx, written)
+    ((kind, value),) = [f if f[1] is not None else w for w, f in zip(written, forms)]
     reference = subject_hash(ctx.cfg.privacy.salt, kind, value)
     request_id = f"req-{uuid.uuid4().hex[:12]}"
     received = datetime.now(timezone.utc)
@@ -1450,6 +1481,7 @@ def export_subject(ctx: "Context", subject: str | Sequence[str] | None, out: str
         request = {"request_id": request_id, "kind": "access", "subject_hash": reference, "state": "received", "received_at": received, "completed_at": None, "run_id": run.run_id}
         ctx.lake.upsert_rows(S.PRIVACY_REQUESTS.address, [request], S.PRIVACY_REQUESTS.schema, ["request_id"])
         try:
+            refuse_unheld(ctx, written, forms, "privacy export")
             found = resolve_subjects(ctx, [(kind, value)], command="privacy export")
         except PrivacyError:
             request.update(state="failed", completed_at=datetime.now(timezone.utc))
@@ -1497,9 +1529,11 @@ def _timestamp(at: datetime) -> "Column":
 def expired_rows(ctx: "Context") -> Subject:
     """Records and events older than their source's ``retention_days`` at the run date.
 
-    A persons source's records expire by their last change (updated, else created, else ingested);
-    so do the anonymous records an events source derives (``records_from``), under its
-    ``records_source`` name. Then, as for a subject, the events tied to identifiers only expired
+    A persons source's records expire by their last activity: their last change (updated, else
+    created, else ingested) or the last event they own (silver.events ``owner_record_key``: an
+    account's order, a subscriber's opened mailing), whichever is later, so an old account that
+    still orders stays; so do the anonymous records an events source derives (``records_from``),
+    under its ``records_source`` name. Then, as for a subject, the events tied to identifiers only expired
     records hold, and the events expired records own, go too. An events source's own events expire by ``event_at``.
     A person id goes only when every record of the person expired, so a person who keeps a
     record keeps their id, household and segment history.
@@ -1519,8 +1553,17 @@ def expired_rows(ctx: "Context") -> Subject:
         else:
             record_cutoffs[src.name] = cutoff
     records = _read(ctx, S.SILVER_RECORDS.address)
+    events = _read(ctx, S.SILVER_EVENTS.address)
     if records is not None and record_cutoffs:
         seen = F.coalesce("source_updated_at", "source_created_at", "ingested_at")
+        if events is not None:
+            last_owned = (
+                events.where(F.col("owner_record_key").isNotNull())
+                .groupBy(F.col("owner_record_key").alias("record_key"))
+                .agg(F.max("event_at").alias(f"{S.TMP}last_owned"))
+            )
+            records = records.join(last_owned, "record_key", "left")
+            seen = F.greatest(seen, F.col(f"{S.TMP}last_owned"))  # greatest skips nulls
         cond = functools.reduce(
             lambda a, b: a | b,
             [(F.col("source") == F.lit(name)) & (seen < _timestamp(cutoff)) for name, cutoff in sorted(record_cutoffs.items())],
@@ -1533,7 +1576,6 @@ def expired_rows(ctx: "Context") -> Subject:
         keeping = identity.join(expired, "record_key", "left_anti").select("person_id").distinct()
         found.person_ids = {r.person_id for r in touched.join(keeping, "person_id", "left_anti").collect()}
     attach_identifiers_and_events(ctx, found)
-    events = _read(ctx, S.SILVER_EVENTS.address)
     if events is not None and event_cutoffs:
         cond = functools.reduce(
             lambda a, b: a | b,
@@ -1565,7 +1607,7 @@ def retention(ctx: "Context") -> dict[str, Any]:
         request_id = f"ret-{run.run_id}"
         request = {"request_id": request_id, "kind": "retention", "subject_hash": None, "state": "received", "received_at": requested, "completed_at": None, "run_id": run.run_id}
         ctx.lake.upsert_rows(S.PRIVACY_REQUESTS.address, [request], S.PRIVACY_REQUESTS.schema, ["request_id"])
-        result = erase_found(ctx, found, run.run_id, suppress=False, retention=True)
+        result = erase_found(ctx, found, run.run_id, suppress=False, retention=True, scannable_checked=True)
         run.rows_in = len(found.record_keys) + len(found.event_keys)
         run.rows_out = result["rows_removed"]
         for k in ("rows_removed", "files_rewritten", "scan_files", "scan_hits"):

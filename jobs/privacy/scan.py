@@ -25,6 +25,7 @@ import gzip
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -364,15 +365,24 @@ def _pages(fetch):  # noqa: ANN001, ANN202
             return
 
 
-def scan_mlflow_store(uri: str, groups: Iterable[Sequence[str]], scratch: str, label: str | None = None) -> ScanResult:
+def scan_mlflow_store(
+    uri: str,
+    groups: Iterable[Sequence[str]],
+    scratch: str,
+    label: str | None = None,
+    experiments: Sequence[str] | None = None,
+    models: Sequence[str] | None = None,
+) -> ScanResult:
     """Search an MLflow tracking store through its API: for a store that is not a local folder (a
     tracking server, Databricks), which :func:`scan_for_values` cannot walk.
 
     Everything the store holds for us is written into ``scratch`` and scanned as files: per
     experiment its name and tags; per run (deleted ones too) its name, parameters, tags and metric
     names, and its artifacts (downloaded); per registered model and version their descriptions and
-    tags. ``hit_files`` name the store (``label``, default the URI) and what held the value, not
-    the scratch copy.
+    tags. ``experiments`` and ``models`` (names) limit the scan to what the CDP writes
+    (``mlflow.experiment``, ``match.model.name``): a shared workspace holds other teams' runs,
+    which are neither ours to read nor to download; None scans every one. ``hit_files`` name the
+    store (``label``, default the URI) and what held the value, not the scratch copy.
     """
     import json
 
@@ -389,7 +399,11 @@ def scan_mlflow_store(uri: str, groups: Iterable[Sequence[str]], scratch: str, l
             json.dump(obj, fh, ensure_ascii=False, sort_keys=True, default=str)
         names[os.path.realpath(path)] = what
 
-    for exp in _pages(lambda t: client.search_experiments(view_type=ViewType.ALL, page_token=t)):
+    if experiments is None:
+        exps = list(_pages(lambda t: client.search_experiments(view_type=ViewType.ALL, page_token=t)))
+    else:
+        exps = [e for e in (client.get_experiment_by_name(n) for n in dict.fromkeys(experiments)) if e is not None]
+    for exp in exps:
         dump(f"experiment {exp.experiment_id}", {"name": exp.name, "tags": exp.tags})
         runs = _pages(lambda t, e=exp.experiment_id: client.search_runs([e], run_view_type=ViewType.ALL, max_results=1000, page_token=t))
         for run in runs:
@@ -403,9 +417,14 @@ def scan_mlflow_store(uri: str, groups: Iterable[Sequence[str]], scratch: str, l
                     for f in files:
                         full = os.path.join(folder, f)
                         names[os.path.realpath(full)] = f"run {run_id} artifact {os.path.relpath(full, target)}"
-    for model in _pages(lambda t: client.search_registered_models(page_token=t)):
+    if models is None:
+        registered = list(_pages(lambda t: client.search_registered_models(page_token=t)))
+    else:
+        registered = [m for m in (_registered_model(client, n) for n in dict.fromkeys(models)) if m is not None]
+    for model in registered:
         dump(f"registered model {model.name}", {"description": model.description, "tags": model.tags})
-        for v in _pages(lambda t, m=model.name: client.search_model_versions(f"name='{m}'", page_token=t)):
+        quoted = model.name.replace("\\", "\\\\").replace("'", "\\'")
+        for v in _pages(lambda t, m=quoted: client.search_model_versions(f"name='{m}'", page_token=t)):
             dump(f"registered model {model.name} version {v.version}", {"description": v.description, "tags": v.tags})
     result = scan_for_values([scratch], groups)
     label = label or uri
@@ -413,3 +432,13 @@ def scan_mlflow_store(uri: str, groups: Iterable[Sequence[str]], scratch: str, l
     result.unreadable = [f"{label}: {names.get(p, p)}" for p in result.unreadable]
     result.root_files = {label: result.files}
     return result
+
+
+def _registered_model(client: Any, name: str) -> Any:
+    """The registered model ``name``, or None when the store has none of that name."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(name)
+    except MlflowException:
+        return None

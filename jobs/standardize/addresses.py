@@ -45,18 +45,6 @@ def normalize_country(c: Column, cfg: StandardizeConfig) -> tuple[Column, Column
     return value, value.isNotNull()
 
 
-def py_country(value: str | None, cfg: StandardizeConfig) -> str | None:
-    """:func:`normalize_country` for one value on the driver (ingest's suppression check): the ISO-2
-    code silver gives a country as sent, or None when silver does not recognise it."""
-    if value is None or not value.strip():
-        return None
-    hit = {py_match_form(k): v for k, v in cfg.country_aliases.items()}.get(py_match_form(value))
-    if hit:
-        return hit
-    code = value.strip().upper()
-    return code if len(code) == 2 and code.isalpha() and code in iso_countries() else None
-
-
 def split_street(street: Column, house_number: Column) -> tuple[Column, Column]:
     """(street, house number) where the street field carries the number ('Hoofdstraat 12a').
 

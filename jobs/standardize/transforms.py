@@ -11,6 +11,7 @@ import functools
 import logging
 import re
 from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -44,6 +45,9 @@ from jobs.standardize.config import StandardizeConfig
 from jobs.standardize.dates import parse_timestamp
 from jobs.standardize.emails import add_email_columns
 from jobs.standardize.text import FLAG_PREFIX, clean_text, lookup
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +187,39 @@ def extract_identifiers(records: DataFrame, allowed: Mapping[str, Collection[str
         )
         .select(*[F.col(c.name).cast(c.dtype) for c in SILVER_IDENTIFIERS.columns])
     )
+
+
+IdentifierItem = tuple[str, "str | None", "str | None"]
+
+
+def silver_identifier_forms(
+    spark: "SparkSession",
+    items: Collection[IdentifierItem],
+    cfg: StandardizeConfig,
+    default_country: str = "NL",
+) -> dict[IdentifierItem, str | None]:
+    """(identifier type, value as sent, the row's country as sent or None) -> the ``id_value``
+    silver.identifiers holds for it, or None where silver holds none (a placeholder such as
+    ``test@test.nl`` or ``0000000000``, an invalid e-mail address or phone number).
+
+    For code that compares single values on the driver with what silver holds (ingest's
+    suppression check, erasure subjects, profile lookups): the values go through silver's own
+    record transform (:func:`standardize_records` with ``cfg``, then :func:`extract_identifiers`),
+    one small Spark job, so the two cannot drift apart. A phone is read in the row's country as
+    silver reads it ('België' -> BE; a placeholder or unknown country -> ``default_country``).
+    """
+    distinct = sorted({i for i in items if i[1] is not None}, key=lambda i: (i[0], i[1] or "", i[2] or ""))
+    unknown = sorted({t for t, _, _ in distinct if t not in IDENTIFIER_TYPES})
+    if unknown:
+        raise ValueError(f"silver_identifier_forms: got identifier type(s) {unknown}; expected one of {', '.join(IDENTIFIER_TYPES)}")
+    if not distinct:
+        return {}
+    fields = list(IDENTIFIER_TYPES)
+    rows = [(str(n), "lookup", "lookup", c, *[v if t == f else None for f in fields]) for n, (t, v, c) in enumerate(distinct)]
+    schema = ", ".join(f"{c} string" for c in (RECORD_KEY, SOURCE, BATCH_ID, "country", *fields))
+    records = standardize_records(spark.createDataFrame(rows, schema), cfg, default_country)
+    held = {(int(r.record_key), r.id_type): r.id_value for r in extract_identifiers(records).collect()}
+    return {item: held.get((n, item[0])) for n, item in enumerate(distinct)}
 
 
 OWNER_RECORD_KEY = "owner_record_key"

@@ -34,17 +34,17 @@ def lake(spark, tmp_path_factory):  # noqa: ANN001, ANN201
     ctx = build_context(LoadedConfig(CdpConfig.model_validate(data), {}, str(base), data), spark=spark)
     records = [
         {"record_key": "k1", "source": "crm", "trust_rank": 1, "given_name": "Jan", "family_name": "Jansen",
-         "email": "jan@example.nl", "email_valid": True, "phone": "+31612345678", "phone_valid": True,
+         "email": "jan@voorbeeld.nl", "email_valid": True, "phone": "+31623456789", "phone_valid": True,
          "customer_number": "K-100", "source_created_at": datetime(2020, 1, 1), "extensions": {}},
-        {"record_key": "k2", "source": "pos", "trust_rank": 3, "loyalty_card": "L-200",
+        {"record_key": "k2", "source": "pos", "trust_rank": 3, "loyalty_card": "L200",
          "source_created_at": datetime(2021, 1, 1), "extensions": {}},
         {"record_key": "k3", "source": "web", "trust_rank": 5, "cookie_id": "ck-300",
          "source_created_at": datetime(2022, 1, 1), "extensions": {}},
         {"record_key": "k4", "source": "crm", "trust_rank": 1, "given_name": "Piet", "family_name": "Smit",
-         "email": "piet@example.nl", "email_valid": True, "source_created_at": datetime(2020, 1, 1), "extensions": {}},
+         "email": "piet@voorbeeld.nl", "email_valid": True, "source_created_at": datetime(2020, 1, 1), "extensions": {}},
     ]
-    ids = [("k1", "email", "jan@example.nl"), ("k1", "phone", "+31612345678"), ("k1", "customer_number", "K-100"),
-           ("k2", "loyalty_card", "L-200"), ("k3", "cookie_id", "ck-300"), ("k4", "email", "piet@example.nl")]
+    ids = [("k1", "email", "jan@voorbeeld.nl"), ("k1", "phone", "+31623456789"), ("k1", "customer_number", "K-100"),
+           ("k2", "loyalty_card", "L200"), ("k3", "cookie_id", "ck-300"), ("k4", "email", "piet@voorbeeld.nl")]
     ctx.lake.overwrite(S.SILVER_RECORDS.address, rows_of(spark, S.SILVER_RECORDS, records))
     ctx.lake.overwrite(S.SILVER_IDENTIFIERS.address, rows_of(
         spark, S.SILVER_IDENTIFIERS, [{"record_key": k, "id_type": t, "id_value": v, "source": "s"} for k, t, v in ids]))
@@ -68,13 +68,14 @@ JAN = anchored("k1")
 @pytest.mark.parametrize(
     "subject",
     [
-        "email:jan@example.nl",
-        "email: Jan@Example.NL ",  # normalised like silver
-        "phone:+31612345678",  # E.164
-        "phone:06 12345678",  # national form, default country NL
-        "phone:+31 6 1234 5678",
+        "email:jan@voorbeeld.nl",
+        "email: Jan@Voorbeeld.NL ",  # normalised like silver
+        "phone:+31623456789",  # E.164
+        "phone:06 23456789",  # national form, default country NL
+        "phone:+31 6 2345 6789",
         "customer_number:K-100",
-        "loyalty_card:L-200",
+        "loyalty_card:L-200",  # silver holds L200
+        "customer_number: k-100",
         "cookie_id:ck-300",
         f"person_id:{JAN}",
     ],
@@ -84,13 +85,13 @@ def test_profile_by_every_identifier_type(lake, capsys, subject: str) -> None:  
     assert code == 0
     found = json.loads(out)
     assert (found["person_id"], found["given_name"], found["record_count"]) == (JAN, "Jan", 3)
-    assert found["identifiers"] == {"cookie_id": ["ck-300"], "customer_number": ["K-100"], "email": ["jan@example.nl"],
-                                    "loyalty_card": ["L-200"], "phone": ["+31612345678"]}
+    assert found["identifiers"] == {"cookie_id": ["ck-300"], "customer_number": ["K-100"], "email": ["jan@voorbeeld.nl"],
+                                    "loyalty_card": ["L200"], "phone": ["+31623456789"]}
     assert found["provenance"]["email"]["record_key"] == "k1"
 
 
 def test_profile_as_text_shows_provenance(lake, capsys) -> None:  # noqa: ANN001
-    code, out, _ = _profile(lake, capsys, "--id", "email:piet@example.nl")
+    code, out, _ = _profile(lake, capsys, "--id", "email:piet@voorbeeld.nl")
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == f"person {anchored('k4')}  (household -)"
@@ -100,10 +101,13 @@ def test_profile_as_text_shows_provenance(lake, capsys) -> None:  # noqa: ANN001
 @pytest.mark.parametrize(
     ("subject", "code", "message", "secret"),
     [
-        ("email:nobody@example.nl", 1, "error: no person has this email (the value is not shown); expected a known email",
+        ("email:nobody@voorbeeld.nl", 1, "error: no person has this email (the value is not shown); expected a known email",
          "nobody"),
-        ("phone:0698765432", 1, "error: no person has this phone (the value is not shown)", "98765432"),
-        ("jan@example.nl", 2, "got no known TYPE before a ':' (the value is not shown); expected TYPE:VALUE with TYPE one of "
+        ("phone:0687654321", 1, "error: no person has this phone (the value is not shown)", "87654321"),
+        ("email:Test@Test.nl", 1, "error: this email is a value silver keeps for no one, a placeholder or an invalid email "
+         "(the value is not shown); expected the email as one person holds it", "Test@"),
+        ("phone:0000000000", 1, "error: this phone is a value silver keeps for no one", "0000000000"),
+        ("jan@voorbeeld.nl", 2, "got no known TYPE before a ':' (the value is not shown); expected TYPE:VALUE with TYPE one of "
          "email, phone, customer_number, loyalty_card, cookie_id, device_id, person_id", "jan@"),
         ("shoe_size:42", 2, "got no known TYPE before a ':'", "shoe_size"),
         ("email:  ", 2, "got email with an empty value", "@"),
@@ -144,7 +148,7 @@ def _history_lake(spark, base: Path) -> dict:  # noqa: ANN001
     def golden_run(family_name: str, groups: list[list[str]]) -> str:
         records = [
             {"record_key": "h1", "source": "crm", "trust_rank": 1, "given_name": "Jan", "family_name": family_name,
-             "email": "jan@example.nl", "email_valid": True, "source_created_at": datetime(2020, 1, 1), "extensions": {}},
+             "email": "jan@voorbeeld.nl", "email_valid": True, "source_created_at": datetime(2020, 1, 1), "extensions": {}},
             {"record_key": "h2", "source": "crm", "trust_rank": 1, "given_name": "Piet", "family_name": "Smit",
              "source_created_at": datetime(2021, 1, 1), "extensions": {}},
             {"record_key": "h3", "source": "pos", "trust_rank": 3, "given_name": "Piet", "family_name": "Smit",
@@ -152,7 +156,7 @@ def _history_lake(spark, base: Path) -> dict:  # noqa: ANN001
         ]
         ctx.lake.overwrite(S.SILVER_RECORDS.address, rows_of(spark, S.SILVER_RECORDS, records))
         ctx.lake.overwrite(S.SILVER_IDENTIFIERS.address, rows_of(
-            spark, S.SILVER_IDENTIFIERS, [{"record_key": "h1", "id_type": "email", "id_value": "jan@example.nl",
+            spark, S.SILVER_IDENTIFIERS, [{"record_key": "h1", "id_type": "email", "id_value": "jan@voorbeeld.nl",
                                            "source": "crm"}]))
         ctx.lake.overwrite(S.MATCH_CLUSTERS.address, clusters_of(spark, groups))
         return job.run(ctx)["run_id"]
@@ -171,16 +175,16 @@ def history(spark, tmp_path_factory):  # noqa: ANN001, ANN201
 
 def test_as_of_through_the_cli_returns_the_profile_as_it_was(history, capsys) -> None:  # noqa: ANN001
     lake, between = history["base"], history["between"].isoformat()
-    code, out, _ = _profile(lake, capsys, "--id", "email:jan@example.nl", "--json")
+    code, out, _ = _profile(lake, capsys, "--id", "email:jan@voorbeeld.nl", "--json")
     assert (code, json.loads(out)["family_name"]) == (0, "de Boer")
-    code, out, _ = _profile(lake, capsys, "--id", "email:jan@example.nl", "--json", "--as-of", between)
+    code, out, _ = _profile(lake, capsys, "--id", "email:jan@voorbeeld.nl", "--json", "--as-of", between)
     then = json.loads(out)
     assert (code, then["person_id"], then["family_name"]) == (0, anchored("h1"), "Jansen")
     code, out, _ = _profile(lake, capsys, "--id", f"person_id:{anchored('h1')}", "--as-of", between)
     assert code == 0 and any(ln.split()[:2] == ["family_name", "Jansen"] for ln in out.splitlines())
     # a date before the first golden run: delta-rs reads version 0, the empty table the job created
     # (delta-spark refuses the time instead: "--as-of ...: golden.profiles has no version at or before")
-    code, out, err = _profile(lake, capsys, "--id", "email:jan@example.nl", "--as-of", "2001-01-01")
+    code, out, err = _profile(lake, capsys, "--id", "email:jan@voorbeeld.nl", "--as-of", "2001-01-01")
     assert (code, out) == (1, "")
     assert _error(err) == f"error: person {anchored('h1')} has no golden profile on 2001-01-01"
 
@@ -212,11 +216,11 @@ def _subjects(subject: list[str] | None = None, file: Path | None = None) -> lis
 
 def test_erase_subjects_from_a_file_name_file_and_line(tmp_path: Path) -> None:
     good = tmp_path / "good.txt"
-    good.write_text("# erasure batch 7\nemail:a@example.nl\n\n  phone:06 12345678  \n", encoding="utf-8")
-    assert _subjects(["customer_number:K-1"], good) == ["customer_number:K-1", "email:a@example.nl", "phone:06 12345678"]
+    good.write_text("# erasure batch 7\nemail:a@voorbeeld.nl\n\n  phone:06 12345678  \n", encoding="utf-8")
+    assert _subjects(["customer_number:K-1"], good) == ["customer_number:K-1", "email:a@voorbeeld.nl", "phone:06 12345678"]
 
     bad = tmp_path / "bad.txt"
-    bad.write_text("email:a@example.nl\nJan Jansen secret\n# fine\nphone:\nphone:not-a-phone\n", encoding="utf-8")
+    bad.write_text("email:a@voorbeeld.nl\nJan Jansen secret\n# fine\nphone:\nphone:not-a-phone\n", encoding="utf-8")
     with pytest.raises(ConfigError) as exc:
         _subjects(["hidden-value"], bad)
     problems = exc.value.problems
@@ -236,7 +240,7 @@ def test_erase_subjects_from_a_file_name_file_and_line(tmp_path: Path) -> None:
 
 def test_erase_with_a_malformed_subject_stops_before_erasing(lake, capsys, tmp_path: Path) -> None:  # noqa: ANN001
     subjects = tmp_path / "subjects.txt"
-    subjects.write_text("email:jan@example.nl\nnot a subject at all\n", encoding="utf-8")
+    subjects.write_text("email:jan@voorbeeld.nl\nnot a subject at all\n", encoding="utf-8")
     argv = ["privacy", "erase", "--config", str(REPO / "conf" / "local.yaml"), "--set", f"lake.root={lake / 'lake'}",
             "--set", f"data.root={lake / 'data'}", "--set", "spark.shuffle_partitions=2", "--file", str(subjects)]
     capsys.readouterr()
@@ -244,5 +248,5 @@ def test_erase_with_a_malformed_subject_stops_before_erasing(lake, capsys, tmp_p
     err = capsys.readouterr().err
     assert f"{subjects} line 2: --id/--subject: got no known TYPE" in err and "not a subject" not in err
     # nothing was erased: the profile is still found
-    code, out, _ = _profile(lake, capsys, "--id", "email:jan@example.nl", "--json")
+    code, out, _ = _profile(lake, capsys, "--id", "email:jan@voorbeeld.nl", "--json")
     assert (code, json.loads(out)["person_id"]) == (0, JAN)

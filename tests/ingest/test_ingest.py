@@ -49,7 +49,7 @@ POS = {
 
 CRM_UTF8 = (
     "klantnummer;voornaam;achternaam;email;telefoon;extra_veld\n"
-    "K1;José;van der Berg;jose@example.nl;0612345678;x\n"
+    "K1;José;van der Berg;jose@voorbeeld.nl;0623456789;x\n"
     "K2;Anna;de Vries;;;\n"
     "K3;te veel;kolommen;a;b;c;d\n"  # wrong column count
     'K4;"broken;quote;a;b;c\n'  # broken quoting
@@ -94,7 +94,7 @@ def test_each_format_lands_with_lineage_and_extra(ctx) -> None:  # noqa: ANN001
 
     crm = bronze(ctx, "crm")
     k1 = crm[record_key("crm", "K1")]
-    assert (k1["voornaam"], k1["achternaam"], k1["email"]) == ("José", "van der Berg", "jose@example.nl")
+    assert (k1["voornaam"], k1["achternaam"], k1["email"]) == ("José", "van der Berg", "jose@voorbeeld.nl")
     assert k1[S.EXTRA] == {"extra_veld": "x"}
     assert k1[S.LINE] == 2 and k1[S.SOURCE] == "crm" and k1[S.FILE].endswith("a_utf8.csv")
     assert crm[record_key("crm", "K2")]["email"] is None  # empty CSV field -> null
@@ -229,8 +229,8 @@ def test_suppressed_rows_are_quarantined_without_raw_text(ctx) -> None:  # noqa:
     ctx.lake.append_rows(
         S.PRIVACY_SUPPRESSION.address,
         [
-            {"id_type": "email", "id_hash": salted_hash(salt, "email", "jose@example.nl"), "request_id": "r1"},
-            {"id_type": "phone", "id_hash": salted_hash(salt, "phone", "+31612345678"), "request_id": "r1"},
+            {"id_type": "email", "id_hash": salted_hash(salt, "email", "jose@voorbeeld.nl"), "request_id": "r1"},
+            {"id_type": "phone", "id_hash": salted_hash(salt, "phone", "+31623456789"), "request_id": "r1"},
             {"id_type": "record_key", "id_hash": salted_hash(salt, "record_key", record_key("pos", "2")), "request_id": "r2"},
         ],
         S.PRIVACY_SUPPRESSION.schema,
@@ -282,7 +282,7 @@ def test_a_resent_phone_is_suppressed_in_the_region_silver_reads_it_in(make_ctx,
         "klantnummer;voornaam;achternaam;telefoon;land\n"
         "K30;Iemand;Anders;0470 12 34 56;België\n"  # a new key, the erased Belgian mobile
         "K31;Piet;Jansen;0470 12 34 56;\n"  # the same digits in the source's country (NL): another number
-        "K32;Els;Bakker;+31 (0)6 12345678;Nederland\n",  # the erased Dutch mobile, as people write it
+        "K32;Els;Bakker;+31 (0)6 23456789;Nederland\n",  # the erased Dutch mobile, as people write it
         encoding="utf-8",
     )
     crm = {**CRM, "mapping": {**CRM["mapping"], "country": "land"}}
@@ -290,7 +290,7 @@ def test_a_resent_phone_is_suppressed_in_the_region_silver_reads_it_in(make_ctx,
     salt = ctx.cfg.privacy.salt
     ctx.lake.append_rows(
         S.PRIVACY_SUPPRESSION.address,
-        [{"id_type": "phone", "id_hash": salted_hash(salt, "phone", p), "request_id": "r1"} for p in ("+32470123456", "+31612345678")],
+        [{"id_type": "phone", "id_hash": salted_hash(salt, "phone", p), "request_id": "r1"} for p in ("+32470123456", "+31623456789")],
         S.PRIVACY_SUPPRESSION.schema,
     )
     summary = ingest.run(ctx)
@@ -298,6 +298,35 @@ def test_a_resent_phone_is_suppressed_in_the_region_silver_reads_it_in(make_ctx,
     assert list(bronze(ctx, "crm")) == [record_key("crm", "K31")]
     suppressed = sorted((r[S.RECORD_KEY], r.reason) for r in ctx.lake.read(S.BRONZE_QUARANTINE.address).collect())
     assert suppressed == sorted([(record_key("crm", "K30"), "suppressed"), (record_key("crm", "K32"), "suppressed")])
+
+
+def test_a_resent_customer_number_or_card_is_suppressed_in_silvers_form(make_ctx, tmp_path: Path) -> None:  # noqa: ANN001
+    """Privacy suppresses the customer number and loyalty card as silver.identifiers holds them
+    (K40, 20001234); a resend written otherwise ('k 40', '2000-1234') is caught in that form.
+    A value silver keeps for no one (a placeholder) is never a suppression hit."""
+    (tmp_path / "data" / "crm").mkdir(parents=True)
+    (tmp_path / "data" / "crm" / "resend.csv").write_text(
+        "klantnummer;achternaam;klantnr;kaart\n"
+        "A1;Anders;k 40;\n"  # a new record key, the erased customer number
+        "A2;Jansen;k 41;2000-1234\n"  # another customer number, the erased card
+        "A3;Bakker;onbekend;\n",  # a placeholder customer number: silver holds none
+        encoding="utf-8",
+    )
+    crm = {**CRM, "mapping": {"family_name": "achternaam", "customer_number": "klantnr", "loyalty_card": "kaart"}}
+    ctx = make_ctx(sources=[crm])
+    salt = ctx.cfg.privacy.salt
+    ctx.lake.append_rows(
+        S.PRIVACY_SUPPRESSION.address,
+        [
+            {"id_type": "customer_number", "id_hash": salted_hash(salt, "customer_number", "K40"), "request_id": "r1"},
+            {"id_type": "loyalty_card", "id_hash": salted_hash(salt, "loyalty_card", "20001234"), "request_id": "r2"},
+            {"id_type": "customer_number", "id_hash": salted_hash(salt, "customer_number", "onbekend"), "request_id": "r3"},
+        ],
+        S.PRIVACY_SUPPRESSION.schema,
+    )
+    summary = ingest.run(ctx)
+    assert summary["crm"] == {"read": 3, "landed": 1, "quarantined": 2, "batches": 1}
+    assert list(bronze(ctx, "crm")) == [record_key("crm", "A3")]
 
 
 @pytest.mark.postgres

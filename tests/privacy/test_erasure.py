@@ -50,7 +50,7 @@ from conftest import GOLDEN_UNCHANGED, PIPELINE_RUN_DATE, copy_pipeline, full_go
 REPO = Path(__file__).resolve().parents[2]
 # Deterministic phone links without the conflict check: a shared landline links records.
 PHONE_LINKS = "match.deterministic.id_types=[customer_number, loyalty_card, email, phone]"
-NOBODY = "nobody.at.all.1729@example.nl"  # an e-mail address no record holds
+NOBODY = "nobody.at.all.1729@voorbeeld.nl"  # an e-mail address no record holds
 # Profile columns any golden run rewrites: a profile is otherwise unchanged when all others are.
 RUN_COLUMNS = ("run_id", "updated_at")
 
@@ -696,18 +696,18 @@ def test_segment_export_rows_are_found_by_person_id_and_hash(erased) -> None:  #
     folder = erased["base"] / "audiences"
     folder.mkdir()
     email_csv, hashed_csv = folder / "email_csv.csv", folder / "hashed_audience.csv"
-    email_csv.write_text("person_id,email\nP-subject,jan@example.nl\nP-other,piet@example.nl\n", encoding="utf-8")
+    email_csv.write_text("person_id,email\nP-subject,jan@voorbeeld.nl\nP-other,piet@voorbeeld.nl\n", encoding="utf-8")
     sha = lambda v: hashlib.sha256(v.encode()).hexdigest()  # noqa: E731
-    hashed_csv.write_text(f"email_sha256,phone_sha256\n{sha('piet@example.nl')},\n,{sha('31612345678')}\n", encoding="utf-8")
+    hashed_csv.write_text(f"email_sha256,phone_sha256\n{sha('piet@voorbeeld.nl')},\n,{sha('31612345678')}\n", encoding="utf-8")
     manifests = [
         {"export_id": f"x-{t}", "segment": "test_segment", "target": t, "path": str(p), "rows": 2, "hash_method": "none", "run_id": "r-test", "created_at": None}
         for t, p in (("email_csv", email_csv), ("hashed_audience", hashed_csv))
     ]
     ctx.lake.append_rows(S.SEGMENT_EXPORTS.address, manifests, S.SEGMENT_EXPORTS.schema)
-    found = privacy.Subject(person_ids={"P-subject"}, identifiers={("email", "jan@example.nl"), ("phone", "+31612345678")})
+    found = privacy.Subject(person_ids={"P-subject"}, identifiers={("email", "jan@voorbeeld.nl"), ("phone", "+31612345678")})
     rows = [r for r in privacy.segment_export_rows(ctx, found) if r["segment"] == "test_segment"]
     assert [(r["target"], r["line"], r["row"]) for r in rows] == [
-        ("email_csv", 2, {"person_id": "P-subject", "email": "jan@example.nl"}),
+        ("email_csv", 2, {"person_id": "P-subject", "email": "jan@voorbeeld.nl"}),
         ("hashed_audience", 3, {"email_sha256": "", "phone_sha256": sha("31612345678")}),
     ]
     ctx.lake.delete(S.SEGMENT_EXPORTS.address, "segment = 'test_segment'")

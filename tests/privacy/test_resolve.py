@@ -24,12 +24,12 @@ from jobs.privacy import job as privacy
 
 IDENTIFIERS = [
     ("a1", "customer_number", "K1", "crm"),
-    ("a1", "email", "anna@example.nl", "crm"),
-    ("a2", "email", "anna@example.nl", "webshop"),
+    ("a1", "email", "anna@voorbeeld.nl", "crm"),
+    ("a2", "email", "anna@voorbeeld.nl", "webshop"),
     ("a3", "loyalty_card", "L1", "pos_members"),
     ("b1", "phone", "+31201234567", "crm"),
-    ("b1", "email", "fam@example.nl", "crm"),
-    ("c1", "email", "fam@example.nl", "webshop"),
+    ("b1", "email", "fam@voorbeeld.nl", "crm"),
+    ("c1", "email", "fam@voorbeeld.nl", "webshop"),
     ("d1", "customer_number", "K4", "crm"),
     ("d2", "loyalty_card", "L4", "pos_members"),
 ]
@@ -86,7 +86,7 @@ def test_identifier_edges_of_conflict_checked_types_are_followed_landline_edges_
     assert found.person_ids == {"P1"}
     assert [(r.kind, r.record_keys, r.linked_records_kept) for r in found.requests] == [("customer_number", {"a1", "a2", "a3"}, {"b1"})]
     # Anna's own e-mail goes with her; the family e-mail and landline are Bert's (and Carla's)
-    assert found.identifiers == {("customer_number", "K1"), ("email", "anna@example.nl"), ("loyalty_card", "L1")}
+    assert found.identifiers == {("customer_number", "K1"), ("email", "anna@voorbeeld.nl"), ("loyalty_card", "L1")}
 
 
 def test_the_match_config_decides_which_identifier_edges_are_followed(small_lake) -> None:  # noqa: ANN001
@@ -136,7 +136,7 @@ def test_rows_per_request_count_what_the_deletes_remove(small_lake) -> None:  # 
 
 def test_an_identifier_several_persons_hold_is_refused_unless_every_holder_is_asked_for(small_lake) -> None:  # noqa: ANN001
     ctx = small_lake()
-    reference = privacy.subject_hash("test-salt-123", "email", "fam@example.nl")[:16]
+    reference = privacy.subject_hash("test-salt-123", "email", "fam@voorbeeld.nl")[:16]
     expected = (
         "privacy erase: 1 subject(s) name an identifier that more than one person in golden.identity_map holds "
         f"(a family e-mail address, a shared card): the email subject (reference {reference}) is held by records of 2 persons; "
@@ -144,11 +144,11 @@ def test_an_identifier_several_persons_hold_is_refused_unless_every_holder_is_as
         "(`cdp profile --id TYPE:VALUE` lists the holders' person ids), or pass --all-holders to erase every holder"
     )
     with pytest.raises(PrivacyError, match=re.escape(expected)) as info:
-        privacy.resolve_subjects(ctx, [("customer_number", "K4"), ("email", "fam@example.nl")])
+        privacy.resolve_subjects(ctx, [("customer_number", "K4"), ("email", "fam@voorbeeld.nl")])
     assert "fam@" not in str(info.value)
     with pytest.raises(PrivacyError, match=r"^privacy export: .*lists the holders' person ids\)$"):
-        privacy.resolve_subjects(ctx, [("email", "fam@example.nl")], command="privacy export")
-    every = privacy.resolve_subjects(ctx, [("email", "fam@example.nl")], all_holders=True)
+        privacy.resolve_subjects(ctx, [("email", "fam@voorbeeld.nl")], command="privacy export")
+    every = privacy.resolve_subjects(ctx, [("email", "fam@voorbeeld.nl")], all_holders=True)
     # each holder's records, walked as for any subject (b1's landline edge to Anna is not followed)
     assert (every.record_keys, every.person_ids, every.linked_records_kept) == ({"b1", "c1"}, {"P1", "P3"}, {"a1"})
 
@@ -179,7 +179,7 @@ def test_erase_refuses_before_deleting_when_a_place_cannot_be_scanned(small_lake
 def test_erase_refuses_a_shared_identifier_and_records_the_refusal(small_lake) -> None:  # noqa: ANN001
     ctx = small_lake()
     with pytest.raises(PrivacyError, match="held by records of 2 persons"):
-        privacy.erase(ctx, ["email:fam@example.nl", "customer_number:K4"])
+        privacy.erase(ctx, ["email:fam@voorbeeld.nl", "customer_number:K4"])
     assert ctx.lake.read(S.SILVER_IDENTIFIERS.address).count() == len(IDENTIFIERS)
     audit = ctx.lake.read(S.PRIVACY_AUDIT.address).collect()
     assert sorted((a.outcome, a.batch_requests) for a in audit) == [("refused", 2), ("refused", 2)]
@@ -193,11 +193,53 @@ def test_all_holders_is_an_erase_flag_only(capsys) -> None:  # noqa: ANN001
     assert "privacy export: got --all-holders; expected it with erase only" in capsys.readouterr().err
 
 
-def test_subjects_take_silvers_form_of_an_email_address(small_lake) -> None:  # noqa: ANN001
-    """A request written as the person sent it finds what silver corrected (gmial.com -> gmail.com);
-    a placeholder silver drops is kept as written; other kinds pass through."""
+def test_subjects_take_the_form_silver_holds(small_lake) -> None:  # noqa: ANN001
+    """A request written as the person sent it finds what silver normalised (gmial.com -> gmail.com,
+    a loyalty card with spaces, a customer number in lower case); a value silver keeps for no one
+    (a placeholder, an invalid address or number) has no form; a person id passes through."""
     got = privacy.silver_form_subjects(
         small_lake(),
-        [("email", "jan@gmial.com"), ("email", "jan@gmail.com"), ("email", "test@test.nl"), ("phone", "+31612345678"), ("person_id", "P1")],
+        [
+            ("email", "jan@gmial.com"), ("email", "jan@gmail.com"), ("email", "test@test.nl"), ("email", "geen-adres"),
+            ("phone", "+31612345679"), ("phone", "+310000000000"), ("loyalty_card", "2000 1234"),
+            ("customer_number", "k 4"), ("customer_number", "onbekend"), ("person_id", "P1"),
+        ],
     )
-    assert got == [("email", "jan@gmail.com"), ("email", "test@test.nl"), ("phone", "+31612345678"), ("person_id", "P1")]
+    assert got == [
+        ("email", "jan@gmail.com"), ("email", "jan@gmail.com"), ("email", None), ("email", None),
+        ("phone", "+31612345679"), ("phone", None), ("loyalty_card", "20001234"),
+        ("customer_number", "K4"), ("customer_number", None), ("person_id", "P1"),
+    ]
+
+
+def test_erase_and_export_refuse_a_placeholder_before_anything_is_touched(small_lake) -> None:  # noqa: ANN001
+    """test@test.nl names no one: erasing it would delete other people's landing lines that carry
+    it and suppress it for everyone. The batch is refused, recorded, and nothing changes."""
+    ctx = small_lake()
+    landing = ctx.data_root + "/crm/export.csv"
+    import os
+
+    os.makedirs(os.path.dirname(landing), exist_ok=True)
+    text = "klantnummer;email\nK1;anna@voorbeeld.nl\nK9;test@test.nl\n"
+    with open(landing, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    before = {t: ctx.lake.read(t).count() for t in ctx.lake.tables()}
+    ref = privacy.subject_hash("test-salt-123", "email", "test@test.nl")[:16]
+    expected = (
+        "privacy erase: 1 subject(s) name a value silver keeps for no one, a placeholder (test@test.nl, 0000000000, "
+        f"onbekend) or an invalid e-mail address or phone number: subject #2 (email, reference {ref}); nothing was changed."
+    )
+    with pytest.raises(PrivacyError, match=re.escape(expected)) as info:
+        privacy.erase(ctx, ["customer_number:K4", "email:Test@Test.nl"])
+    assert "Test@Test.nl" not in str(info.value)  # the subject as written is personal data
+    assert {t: ctx.lake.read(t).count() for t in before if not t.startswith("privacy.")} == {
+        t: n for t, n in before.items() if not t.startswith("privacy.")
+    }
+    assert not ctx.lake.exists(S.PRIVACY_SUPPRESSION.address) or ctx.lake.read(S.PRIVACY_SUPPRESSION.address).count() == 0
+    with open(landing, encoding="utf-8") as fh:
+        assert fh.read() == text
+    audit = ctx.lake.read(S.PRIVACY_AUDIT.address).collect()
+    assert sorted((a.outcome, a.batch_requests) for a in audit) == [("refused", 2), ("refused", 2)]
+    assert {r.state for r in ctx.lake.read(S.PRIVACY_REQUESTS.address).collect()} == {"failed"}
+    with pytest.raises(PrivacyError, match=r"^privacy export: 1 subject\(s\) name a value silver keeps for no one"):
+        privacy.export_subject(ctx, "phone:0000000000")

@@ -2,7 +2,7 @@
 
 Config for the copy: loyalty members expire 2000 days after registration, till receipts 365 days
 after the purchase (an events source's own retention), CRM records 3000 days after their last
-change. Expected results are computed here from the tables, independently of the job:
+change, webshop accounts 1500 days after their last activity (a change or an order they placed). Expected results are computed here from the tables, independently of the job:
 
 * expired records leave every layer, and so do the events tied to identifiers only they held
   (the receipts of an expired loyalty card), in silver and bronze;
@@ -31,7 +31,11 @@ from jobs.privacy.scan import scan_for_values
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
 from conftest import GOLDEN_UNCHANGED, PIPELINE_RUN_DATE, copy_pipeline, full_golden_rerun, golden_runs, pipeline_config  # noqa: E402
 
-RETENTION = {"pos_members": 2000, "pos_receipts": 365, "crm": 3000}
+# Webshop accounts 1500 days after their last activity: at the pipeline's seed about 180 accounts
+# last changed before the cutoff, and most of them still ordered after it (they stay).
+WEBSHOP_DAYS = 1500
+RETENTION = {"pos_members": 2000, "pos_receipts": 365, "crm": 3000, "webshop_customers": WEBSHOP_DAYS}
+RECORD_RETENTION = ("pos_members", "crm", "webshop_customers")  # persons sources
 
 
 def _cutoff(days: int) -> datetime:
@@ -41,17 +45,27 @@ def _cutoff(days: int) -> datetime:
 def _expected(ctx) -> dict:  # noqa: ANN001
     """What retention must remove, computed from the tables (plain Python over collected rows)."""
     records = ctx.lake.read(S.SILVER_RECORDS.address).select("record_key", "source", "source_updated_at", "source_created_at", "ingested_at").collect()
-    expired = {
-        r.record_key
-        for r in records
-        if r.source in ("pos_members", "crm")
+    events = ctx.lake.read(S.SILVER_EVENTS.address).select(
+        "event_key", "source", "event_at", "id_type", "id_value", "cookie_id", "owner_record_key").collect()
+    last_owned: dict[str, datetime] = {}  # record -> its last owned event (an order, an opened mailing)
+    for e in events:
+        if e.owner_record_key and e.event_at and (e.owner_record_key not in last_owned or e.event_at > last_owned[e.owner_record_key]):
+            last_owned[e.owner_record_key] = e.event_at
+
+    def last_activity(r) -> datetime:  # noqa: ANN001
+        changed = r.source_updated_at or r.source_created_at or r.ingested_at
+        return max(changed, last_owned.get(r.record_key, changed))
+
+    expired = {r.record_key for r in records if r.source in RECORD_RETENTION and last_activity(r) < _cutoff(RETENTION[r.source])}
+    # Accounts that changed before the cutoff but ordered after it: active, so they stay.
+    active = {
+        r.record_key: r.source for r in records
+        if r.source in RECORD_RETENTION and r.record_key not in expired
         and (r.source_updated_at or r.source_created_at or r.ingested_at) < _cutoff(RETENTION[r.source])
     }
     ids = ctx.lake.read(S.SILVER_IDENTIFIERS.address).collect()
     held_by_live = {(r.id_type, r.id_value) for r in ids if r.record_key not in expired}
     own = {(r.id_type, r.id_value) for r in ids if r.record_key in expired} - held_by_live
-    events = ctx.lake.read(S.SILVER_EVENTS.address).select(
-        "event_key", "source", "event_at", "id_type", "id_value", "cookie_id", "owner_record_key").collect()
     cookies = {v for t, v in own if t == S.ID_COOKIE}
     tied = {
         e.event_key for e in events
@@ -68,6 +82,7 @@ def _expected(ctx) -> dict:  # noqa: ANN001
     return {
         "records": {r.record_key for r in records} - expired,
         "expired": expired,
+        "active": active,
         "events": {e.event_key for e in events} - tied - old_receipts,
         "tied": tied,
         "old_receipts": old_receipts,
@@ -103,6 +118,7 @@ def test_the_generated_data_has_something_of_each_kind_to_expire(retained) -> No
     assert len(e["expired"]) >= 5 and e["records"]
     assert len(e["tied"]) >= 5 and len(e["old_receipts"]) >= 5 and e["cards"]
     assert e["events"] and e["gone_persons"] and e["live_persons"]
+    assert "webshop_customers" in e["active"].values()  # an old account that still orders
 
 
 def test_expired_records_and_their_events_are_gone_and_the_rest_stays(retained) -> None:  # noqa: ANN001

@@ -221,6 +221,18 @@ def test_an_mlflow_store_elsewhere_is_scanned_through_its_api(tmp_path: Path) ->
     assert result.root_files == {"the store": result.files} and result.files == 5  # 2 experiments (Default too), run, artifact, model
     clean = scan_mlflow_store(uri, [("piet@example.nl",)], str(tmp_path / "scratch2"))
     assert clean.clean and clean.files == result.files
+    # Limited to what the CDP writes: another team's experiment and model are neither read nor downloaded.
+    other = client.create_experiment("team-x", artifact_location=str(tmp_path / "artifacts-x"))
+    other_run = client.create_run(other).info.run_id
+    client.log_text(other_run, "jan.jansen@example.nl", "theirs.txt")
+    client.create_registered_model("team-x-model", description="Jan Jansen")
+    client.create_registered_model("o'brien", description="Jan Jansen")
+    ours = scan_mlflow_store(uri, NEEDLES, str(tmp_path / "scratch3"), label="the store", experiments=["cdp-match", "absent"], models=["cdp-match"])
+    assert sorted(ours.hit_files) == sorted(result.hit_files) and ours.files == 4  # experiment, run, artifact, model
+    quoted = scan_mlflow_store(uri, NEEDLES, str(tmp_path / "scratch4"), label="the store", experiments=[], models=["o'brien"])
+    assert quoted.hit_files == ["the store: registered model o'brien"]
+    everything = scan_mlflow_store(uri, NEEDLES, str(tmp_path / "scratch5"), label="the store")
+    assert f"the store: run {other_run} artifact theirs.txt" in everything.hit_files
 
 
 def test_a_scan_that_read_no_file_of_the_lake_verifies_nothing(make_ctx, tmp_path: Path) -> None:  # noqa: ANN001

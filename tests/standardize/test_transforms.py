@@ -203,3 +203,49 @@ def test_standardize_events(spark) -> None:  # noqa: ANN001
         SILVER_EVENTS.schema,
     )
     assert_df_equality(out, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_silver_identifier_forms_are_what_silver_identifiers_holds(spark) -> None:  # noqa: ANN001
+    """Single values on the driver get the form silver.identifiers holds (ingest's suppression
+    check, erasure subjects, lookups): silver's own transform, placeholders and invalid values
+    None, a phone read in its row's country as silver reads it (a placeholder country -> default)."""
+    from jobs.standardize.transforms import silver_identifier_forms
+
+    items = [
+        ("email", " Jan.Jansen@GMIAL.con ", None),
+        ("email", "test@test.nl", None),
+        ("email", "geen-adres", None),
+        ("phone", "06-23456789", None),
+        ("phone", "0470 12 34 56", "België"),
+        ("phone", "0470 12 34 56", "na"),  # 'na' is a placeholder: the default country's reading
+        ("phone", "0000000000", None),
+        ("customer_number", " c 001 ", "NL"),
+        ("customer_number", "onbekend", None),
+        ("loyalty_card", "2000 1234", None),
+        ("cookie_id", "ck 1", None),
+        ("device_id", "-", None),
+    ]
+    got = silver_identifier_forms(spark, items, make_cfg(), "NL")
+    assert got == {
+        ("email", " Jan.Jansen@GMIAL.con ", None): "jan.jansen@gmail.com",
+        ("email", "test@test.nl", None): None,
+        ("email", "geen-adres", None): None,
+        ("phone", "06-23456789", None): "+31623456789",
+        ("phone", "0470 12 34 56", "België"): "+32470123456",
+        ("phone", "0470 12 34 56", "na"): None,  # not a valid Dutch number
+        ("phone", "0000000000", None): None,
+        ("customer_number", " c 001 ", "NL"): "C001",
+        ("customer_number", "onbekend", None): None,
+        ("loyalty_card", "2000 1234", None): "20001234",
+        ("cookie_id", "ck 1", None): "ck1",
+        ("device_id", "-", None): None,
+    }
+    # The oracle: the same values as whole records through the standardize transforms.
+    cases = {str(i): {t: v, "country": c} for i, (t, v, c) in enumerate(items)}
+    held = {
+        (r.record_key, r.id_type): r.id_value
+        for r in extract_identifiers(standardize_records(person_frame(spark, cases), make_cfg(), "NL")).collect()
+    }
+    assert {item: held.get((str(i), item[0])) for i, item in enumerate(items)} == got
+    with pytest.raises(ValueError, match=r"got identifier type\(s\) \['person_id'\]"):
+        silver_identifier_forms(spark, [("person_id", "P1", None)], make_cfg())
