@@ -24,21 +24,21 @@ def test_golden_job_end_to_end_and_lookup(make_ctx, make_records, make_identifie
     lake = ctx.lake
     lake.overwrite(S.SILVER_RECORDS.address, make_records([
         {"record_key": "r1", "source": "crm", "trust_rank": 1, "family_name": "Jansen", "given_name": "Jan",
-         "email": "jan@example.nl", "email_valid": True, "source_updated_at": datetime(2026, 1, 1),
+         "email": "jan@voorbeeld.nl", "email_valid": True, "source_updated_at": datetime(2026, 1, 1),
          "extensions": {"pet_name": "Bello"}, **ADDR},
         {"record_key": "r2", "source": "webshop", "trust_rank": 2, "family_name": "Janssen",
-         "email": "jan@example.nl", "email_valid": True, "source_updated_at": datetime(2025, 1, 1), "extensions": {}},
+         "email": "jan@voorbeeld.nl", "email_valid": True, "source_updated_at": datetime(2025, 1, 1), "extensions": {}},
         {"record_key": "r3", "source": "pos", "trust_rank": 3, "family_name": "Jansen", "given_name": "Piet",
          "extensions": {}, **ADDR},
     ]))
     lake.overwrite(S.SILVER_IDENTIFIERS.address, make_identifiers([
-        {"record_key": "r1", "id_type": "email", "id_value": "jan@example.nl", "source": "crm"},
-        {"record_key": "r2", "id_type": "email", "id_value": "jan@example.nl", "source": "webshop"},
+        {"record_key": "r1", "id_type": "email", "id_value": "jan@voorbeeld.nl", "source": "crm"},
+        {"record_key": "r2", "id_type": "email", "id_value": "jan@voorbeeld.nl", "source": "webshop"},
         {"record_key": "r3", "id_type": "loyalty_card", "id_value": "L1", "source": "pos"},
     ]))
     lake.overwrite(S.SILVER_EVENTS.address, make_events([
         {"event_key": "e1", "source": "webshop", "event_type": "order", "event_at": datetime(2026, 10, 1),
-         "amount": __import__("decimal").Decimal("20.00"), "id_type": "email", "id_value": "jan@example.nl",
+         "amount": __import__("decimal").Decimal("20.00"), "id_type": "email", "id_value": "jan@voorbeeld.nl",
          "record_key": "ev1"},
     ]))
     lake.overwrite(S.MATCH_CLUSTERS.address, make_clusters([["r1", "r2"], ["r3"]]))
@@ -88,12 +88,12 @@ def test_golden_job_end_to_end_and_lookup(make_ctx, make_records, make_identifie
     assert [r.person_id for r in lake.read(S.GOLDEN_PROFILES.address).collect()] == [p1]
 
     # lookup: by e-mail (normalised), with provenance; unknown; time travel before the merge
-    found = find_profile(ctx, "email: Jan@Example.NL ")
+    found = find_profile(ctx, "email: Jan@Voorbeeld.NL ")
     assert (found["person_id"], found["record_count"]) == (p1, 3)
     assert (found["provenance"]["email"]["record_key"], found["provenance"]["email"]["rule"]) == ("r1", "most_recent")
     assert find_profile(ctx, "loyalty_card:L1")["person_id"] == p1
     with pytest.raises(DataError, match=r"^no person has this email \(the value is not shown\); expected a known email$"):
-        find_profile(ctx, "email:nobody@example.nl")
+        find_profile(ctx, "email:nobody@voorbeeld.nl")
     with pytest.raises(DataError, match=rf"^person_id {p3} has no golden profile: it was merged into {p1} in run {s3['run_id']}; "):
         find_profile(ctx, f"person_id:{p3}")
     old = find_profile(ctx, f"person_id:{p3}", as_of=before_merge)
