@@ -15,7 +15,8 @@ JDBC pulls rows with ``updated_at >= last watermark`` (a row committed late with
 timestamp is not missed) and drops the rows re-read at the watermark that bronze already holds,
 by (record key, row hash), so a rerun adds nothing twice.
 
-Sources dispatch through a registry (``CONNECTORS``); identifier values are checked against the suppression list in the form silver holds them (:func:`suppression_forms`).
+Sources dispatch through a registry (``CONNECTORS``). Identifier values are checked against the
+suppression list in the form silver holds them (:func:`suppression_forms`).
 """
 
 from __future__ import annotations

@@ -260,6 +260,12 @@ def silver_form_subjects(ctx: "Context", parsed: Sequence[tuple[str, str]]) -> l
     return [(k, v if k == S.ID_PERSON else forms.get((k, v, None))) for k, v in parsed]
 
 
+def as_requested(written: Sequence[tuple[str, str]], forms: Sequence[tuple[str, str | None]]) -> list[tuple[str, str]]:
+    """Each subject in silver's form (:func:`silver_form_subjects`), or as written where silver holds
+    none (:func:`refuse_unheld` refuses those before anything is done)."""
+    return [f if f[1] is not None else w for w, f in zip(written, forms)]
+
+
 def refuse_unheld(ctx: "Context", written: Sequence[tuple[str, str]], forms: Sequence[tuple[str, str | None]], command: str) -> None:
     """PrivacyError naming every subject silver holds no identifier for (:func:`silver_form_subjects`
     gave None) by number, kind and hashed reference. Erasing a placeholder would delete other
@@ -1165,7 +1171,7 @@ def erase(ctx: "Context", subjects: Sequence[str], reason: str = "erasure", all_
     forms = silver_form_subjects(ctx, written)
     # One request per subject as silver holds it (a value written twice, or in two spellings of one
     # address, is one request); a value silver holds for no one keeps its written form and is refused.
-    parsed = list(dict.fromkeys(f if f[1] is not None else w for w, f in zip(written, forms)))
+    parsed = list(dict.fromkeys(as_requested(written, forms)))
     salt = ctx.cfg.privacy.salt
     requested = datetime.now(timezone.utc)
     requests = [
@@ -1190,7 +1196,7 @@ def erase(ctx: "Context", subjects: Sequence[str], reason: str = "erasure", all_
             _append_audit(ctx, [_audit_row(r, requested, done, batch, outcome="refused") for r in requests])
             raise
         run.stage(f"resolved {len(parsed)} subject(s): {len(found.person_ids)} persons, {len(found.record_keys)} records, {len(found.event_keys)} events")
-        result = erase_found(ctx, found, run.run_id, suppress=True, request_ids=[r["request_id"] for r in requests], scannable_checked=True)
+        result = erase_found(ctx, found, run.run_id, suppress=True, request_ids=[r["request_id"] for r in requests])
         run.rows_in = len(found.record_keys) + len(found.event_keys)
         run.rows_out = result["rows_removed"]
         for k in ("rows_removed", "files_rewritten", "scan_files", "scan_hits", "persons", "records", "events", "shared_values_kept", "linked_records_kept"):
@@ -1230,22 +1236,19 @@ def erase(ctx: "Context", subjects: Sequence[str], reason: str = "erasure", all_
 
 
 def erase_found(
-    ctx: "Context", found: Subject, run_id: str, suppress: bool, request_ids: Sequence[str] = (), retention: bool = False,
-    scannable_checked: bool = False,
+    ctx: "Context", found: Subject, run_id: str, suppress: bool, request_ids: Sequence[str] = (), retention: bool = False
 ) -> dict[str, Any]:
     """Steps 2 to 7 of the module docstring for what :func:`resolve_subjects` found.
 
     ``retention`` removes old rows rather than a person: values remaining rows still hold are
-    not scanned for (see :func:`collect_needles`). Fails before any delete when a place the scan
-    must cover is not local (:func:`check_scannable`; a caller that checked before resolving passes
-    ``scannable_checked``, which also spares a second probe of an MLflow API). ``per_request`` in the result: records,
+    not scanned for (see :func:`collect_needles`). The caller refuses, before it resolves, a place
+    the scan must cover that is not local (:func:`check_scannable`, as :func:`erase` and
+    :func:`retention` run it), so an MLflow API is probed once. ``per_request`` in the result: records,
     rows removed and linked records kept of each of ``found.requests`` (rows counted per request
     by :func:`rows_per_request` when there are several).
     """
     from jobs.golden.job import output_versions, rebase_state
 
-    if not scannable_checked:
-        check_scannable(ctx, "privacy retention" if retention else "privacy erase")
     collect_needles(ctx, found, keep_values_of_remaining_rows=retention)
     quarantine_ids = _quarantine_ids(ctx, found)
     lines = landing_lines(ctx, found, quarantine_ids)
@@ -1473,7 +1476,7 @@ def export_subject(ctx: "Context", subject: str | Sequence[str] | None, out: str
         raise PrivacyError("privacy export: got no subject; expected --subject TYPE:VALUE")
     written = [parse_subject(subject)]
     forms = silver_form_subjects(ctx, written)
-    ((kind, value),) = [f if f[1] is not None else w for w, f in zip(written, forms)]
+    ((kind, value),) = as_requested(written, forms)
     reference = subject_hash(ctx.cfg.privacy.salt, kind, value)
     request_id = f"req-{uuid.uuid4().hex[:12]}"
     received = datetime.now(timezone.utc)
@@ -1607,7 +1610,7 @@ def retention(ctx: "Context") -> dict[str, Any]:
         request_id = f"ret-{run.run_id}"
         request = {"request_id": request_id, "kind": "retention", "subject_hash": None, "state": "received", "received_at": requested, "completed_at": None, "run_id": run.run_id}
         ctx.lake.upsert_rows(S.PRIVACY_REQUESTS.address, [request], S.PRIVACY_REQUESTS.schema, ["request_id"])
-        result = erase_found(ctx, found, run.run_id, suppress=False, retention=True, scannable_checked=True)
+        result = erase_found(ctx, found, run.run_id, suppress=False, retention=True)
         run.rows_in = len(found.record_keys) + len(found.event_keys)
         run.rows_out = result["rows_removed"]
         for k in ("rows_removed", "files_rewritten", "scan_files", "scan_hits"):

@@ -7,18 +7,12 @@ top-level domain (.con -> .com); an unknown domain is never guessed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
-
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.common.schemas import TMP
 from jobs.standardize.config import StandardizeConfig
 from jobs.standardize.text import any_regex, in_values, lookup
-
-if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
 
 _E = TMP + "em_"
 EMAIL_OUTPUTS = ("value", "valid", "placeholder", "typo", "sent")
@@ -100,21 +94,3 @@ def add_email_columns(df: DataFrame, column: str, cfg: StandardizeConfig, prefix
         f"{prefix}sent": c("s").isNotNull(),
     }
     return df.withColumns(out).drop(*[col for col in df.columns if col.startswith(_E)])
-
-
-def silver_emails(spark: "SparkSession", values: Iterable[str], cfg: StandardizeConfig) -> dict[str, str | None]:
-    """Raw e-mail text -> the address silver keeps for it (:func:`add_email_columns` ``value``:
-    normalised, domain typo corrected per ``email_typo_mode``; None for a placeholder or an
-    invalid address).
-
-    For code that checks single values on the driver against what silver holds (ingest's
-    suppression check): it runs silver's own transform on them, one small Spark job, so the two
-    cannot drift apart.
-    """
-    distinct = sorted({v for v in values if v is not None})
-    if not distinct:
-        return {}
-    raw, prefix = f"{TMP}raw_email", f"{TMP}silver_email_"  # not under _E: the transform drops those
-    df = spark.createDataFrame([(v,) for v in distinct], f"{raw} string")
-    out = add_email_columns(df, raw, cfg, prefix).select(raw, f"{prefix}value")
-    return {r[0]: r[1] for r in out.collect()}

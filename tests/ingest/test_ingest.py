@@ -246,7 +246,7 @@ def test_suppressed_rows_are_quarantined_without_raw_text(ctx) -> None:  # noqa:
 def test_a_resent_email_with_a_typo_in_its_domain_is_suppressed(make_ctx, tmp_path: Path) -> None:  # noqa: ANN001
     """Privacy writes the suppression hash of the address silver keeps (domain typos corrected);
     ingest checks a row's address in that same form, through silver's own transform."""
-    from jobs.standardize.emails import silver_emails
+    from jobs.standardize.transforms import silver_identifier_forms
 
     (tmp_path / "data" / "crm").mkdir(parents=True)
     (tmp_path / "data" / "crm" / "resend.csv").write_text(
@@ -256,9 +256,10 @@ def test_a_resent_email_with_a_typo_in_its_domain_is_suppressed(make_ctx, tmp_pa
         encoding="utf-8",
     )
     ctx = make_ctx(sources=[CRM])
-    assert silver_emails(ctx.spark, [" Jan.Jansen@GMIAL.con ", "geen@email.nl"], ctx.cfg.standardize) == {
-        " Jan.Jansen@GMIAL.con ": "jan.jansen@gmail.com",
-        "geen@email.nl": None,  # a placeholder: silver keeps no address
+    sent = [("email", " Jan.Jansen@GMIAL.con ", None), ("email", "geen@email.nl", None)]
+    assert silver_identifier_forms(ctx.spark, sent, ctx.cfg.standardize) == {
+        ("email", " Jan.Jansen@GMIAL.con ", None): "jan.jansen@gmail.com",
+        ("email", "geen@email.nl", None): None,  # a placeholder: silver keeps no address
     }
     salt = ctx.cfg.privacy.salt
     ctx.lake.append_rows(
