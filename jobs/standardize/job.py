@@ -309,11 +309,16 @@ def _standardized(pairs: list[tuple[SourceConfig, DataFrame]], ctx: "Context", f
 
     Each source's default country rides along as a column (:class:`SourceCountry`), so the wide
     cleansing plan is built once, not once per source (building it costs thousands of JVM calls).
+    The union is materialised before that plan goes on top of it: below it, the sources' version
+    joins and the union itself made the optimiser push the wide projection into every branch of
+    the union and adaptive execution optimise that again at every stage (measured on an
+    incremental batch of 36 records, with other work on the machine: optimise 23 s -> 3.6 s,
+    execute 66 s -> 12 s; the whole stage 109 s -> 37 s).
     """
     if not pairs:
         return None
     frames = [df.withColumn(_COUNTRY, F.lit(src.default_country)) for src, df in pairs]
-    union = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+    union = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames).localCheckpoint()
     country = SourceCountry(F.col(_COUNTRY), frozenset(src.default_country for src, _ in pairs))
     return fn(union, ctx.cfg.standardize, country)
 
