@@ -133,6 +133,10 @@ def affected_persons(
     :func:`changed_record_keys` (plus any keys reported as changed), :func:`moved_records`,
     :func:`changed_identifiers` and :func:`changed_events`. Holds old ids too (merged, retired):
     the job rebuilds the live ones and deletes the others.
+
+    The changed keys, the identifier values they name and the event links they touch are
+    materialised: small, and each is read several times below, which as a plan would scan and
+    join the events again for every use.
     """
     imap = identity_map.select("record_key", "person_id")
     ids = identifiers.select("record_key", "id_type", "id_value")
@@ -141,6 +145,7 @@ def affected_persons(
         .unionByName(moved.select("record_key"))
         .unionByName(changed_ids.select("record_key"))
         .distinct()
+        .localCheckpoint()
     )
     of_keys = (
         imap.join(keys, "record_key", "left_semi").select("person_id")
@@ -151,6 +156,7 @@ def affected_persons(
         ids.join(keys, "record_key", "left_semi").select("id_type", "id_value")
         .unionByName(changed_ids.select("id_type", "id_value"))
         .distinct()
+        .localCheckpoint()
     )
     cookies = values.where(F.col("id_type") == F.lit(ID_COOKIE)).select(F.col("id_value").alias("cookie_id"))
     links = with_event_links(events).select(*EVENT_LINKS)
@@ -162,6 +168,7 @@ def affected_persons(
         .unionByName(links.join(owner_keys, "owner_record_key", "left_semi"))
         .unionByName(links.join(cookies, "cookie_id", "left_semi"))
         .distinct()
+        .localCheckpoint()
     )
     named = (
         touched.select("id_type", "id_value")

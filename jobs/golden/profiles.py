@@ -324,6 +324,7 @@ def _events_in_reach(
             F.col(by_id).isNotNull() | F.col(by_key).isNotNull() | F.col(by_owner).isNotNull() | F.col(by_cookie).isNotNull()
         )
         .select(*events.columns)
+        .localCheckpoint()  # small, and read again below and by attribute_events: not joined again
     )
     named = reach.select("id_type", "id_value").unionByName(
         reach.select(F.lit(ID_COOKIE).alias("id_type"), F.col("cookie_id").alias("id_value"))
