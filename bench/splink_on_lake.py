@@ -48,9 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     frame = silver_input(args.lake)
-    os.makedirs(args.work, exist_ok=True)
-    input_path = os.path.join(args.work, "input.parquet")
-    frame.to_parquet(input_path, index=False)
     truth = load_ground_truth(args.truth)
     truth = truth[truth.index.isin(frame["unique_id"])]  # the records this lake holds
     doc: dict[str, Any] = {}
@@ -67,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("both", "ours"):
         doc["ours"] = ours(args.lake, truth)
     if args.part in ("both", "splink"):
+        os.makedirs(args.work, exist_ok=True)
+        input_path = os.path.join(args.work, "input.parquet")  # Splink's input; our scoring reads the lake
+        frame.to_parquet(input_path, index=False)
         doc[f"splink_{args.backend}"] = run_splink_once(
             args.backend, "generated", len(frame), truth, input_path, os.path.join(args.work, args.backend), args.timeout
         )
