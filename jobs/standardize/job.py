@@ -304,21 +304,30 @@ def event_inputs(ctx: "Context") -> list[tuple[SourceConfig, DataFrame]]:
 _COUNTRY = "__cdp_source_country"
 
 
-def _standardized(pairs: list[tuple[SourceConfig, DataFrame]], ctx: "Context", fn: Any) -> DataFrame | None:
+def _standardized(
+    pairs: list[tuple[SourceConfig, DataFrame]], ctx: "Context", fn: Any, changed_only: bool
+) -> DataFrame | None:
     """All sources' canonical rows in one union, standardised by one plan.
 
     Each source's default country rides along as a column (:class:`SourceCountry`), so the wide
     cleansing plan is built once, not once per source (building it costs thousands of JVM calls).
-    The union is materialised before that plan goes on top of it: below it, the sources' version
-    joins and the union itself made the optimiser push the wide projection into every branch of
-    the union and adaptive execution optimise that again at every stage (measured on an
-    incremental batch of 36 records, with other work on the machine: optimise 23 s -> 3.6 s,
-    execute 66 s -> 12 s; the whole stage 109 s -> 37 s).
+
+    When it holds only the rows an incremental run picked against silver (``changed_only``), the
+    union is materialised before that plan goes on top of it. It is small then, and below it sit
+    the joins against silver that pick those rows: with those, the optimiser pushed the wide
+    projection into every branch of the union and adaptive execution optimised that again at every
+    stage (measured on an incremental batch of 36 records, with other work on the machine: optimise
+    23 s -> 3.6 s, execute 66 s -> 12 s; the whole stage 109 s -> 37 s). A full run's union holds
+    every row delivered (at 1,000,000 persons: 3.2 million records, and the web events, several
+    times as many) and is not held: materialised, it competes with the standardised rows for the
+    driver's memory.
     """
     if not pairs:
         return None
     frames = [df.withColumn(_COUNTRY, F.lit(src.default_country)) for src, df in pairs]
-    union = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames).localCheckpoint()
+    union = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+    if changed_only:
+        union = union.localCheckpoint()
     country = SourceCountry(F.col(_COUNTRY), frozenset(src.default_country for src, _ in pairs))
     return fn(union, ctx.cfg.standardize, country)
 
@@ -372,7 +381,10 @@ def _run(ctx: "Context", incremental: bool = False) -> dict[str, Any]:
     lake = ctx.lake
     with record_run(lake, "standardize", ctx.config_hash, ctx.parent_run_id) as r:
         persons, delivered = person_inputs(ctx, incremental)
-        standardised = _standardized(persons, ctx, functools.partial(standardize_records, carry=[LATEST]))
+        standardised = _standardized(
+            persons, ctx, functools.partial(standardize_records, carry=[LATEST]),
+            incremental and lake.exists(S.SILVER_RECORDS.address),
+        )
         summary: dict[str, Any] = {}
         if standardised is not None:
             standardised = standardised.localCheckpoint()
@@ -418,7 +430,7 @@ def _run(ctx: "Context", incremental: bool = False) -> dict[str, Any]:
         events_in = event_inputs(ctx)
         if incremental:
             events_in = [(src, _only_changed(df, ctx, S.SILVER_EVENTS.address, "event_key")) for src, df in events_in]
-        events = _standardized(events_in, ctx, standardize_events)
+        events = _standardized(events_in, ctx, standardize_events, incremental and lake.exists(S.SILVER_EVENTS.address))
         if events is not None:
             events = events.localCheckpoint()
             m = events.count()
