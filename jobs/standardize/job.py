@@ -380,11 +380,11 @@ def run(ctx: "Context", incremental: bool = False) -> dict[str, Any]:
 def _run(ctx: "Context", incremental: bool = False) -> dict[str, Any]:
     lake = ctx.lake
     with record_run(lake, "standardize", ctx.config_hash, ctx.parent_run_id) as r:
+        # Both read before this run writes silver: whether it picks changed rows against it.
+        over_records = incremental and lake.exists(S.SILVER_RECORDS.address)
+        over_events = incremental and lake.exists(S.SILVER_EVENTS.address)
         persons, delivered = person_inputs(ctx, incremental)
-        standardised = _standardized(
-            persons, ctx, functools.partial(standardize_records, carry=[LATEST]),
-            incremental and lake.exists(S.SILVER_RECORDS.address),
-        )
+        standardised = _standardized(persons, ctx, functools.partial(standardize_records, carry=[LATEST]), over_records)
         summary: dict[str, Any] = {}
         if standardised is not None:
             standardised = standardised.localCheckpoint()
@@ -398,7 +398,7 @@ def _run(ctx: "Context", incremental: bool = False) -> dict[str, Any]:
                 # or (unchanged rows re-delivered) the silver row of the same version, read before
                 # this run's merge changes silver.records.
                 versions = standardised.drop(LATEST)
-                if incremental and lake.exists(S.SILVER_RECORDS.address):
+                if over_records:
                     held = (
                         lake.read(S.SILVER_RECORDS.address)
                         .join(delivered.select("record_key", "row_hash").distinct(), ["record_key", "row_hash"], "left_semi")
@@ -428,9 +428,9 @@ def _run(ctx: "Context", incremental: bool = False) -> dict[str, Any]:
             summary["dq_rows"] = dq_rows
             summary["identifiers"] = lake.read(S.SILVER_IDENTIFIERS.address).count()
         events_in = event_inputs(ctx)
-        if incremental:
+        if over_events:
             events_in = [(src, _only_changed(df, ctx, S.SILVER_EVENTS.address, "event_key")) for src, df in events_in]
-        events = _standardized(events_in, ctx, standardize_events, incremental and lake.exists(S.SILVER_EVENTS.address))
+        events = _standardized(events_in, ctx, standardize_events, over_events)
         if events is not None:
             events = events.localCheckpoint()
             m = events.count()
