@@ -360,7 +360,9 @@ def render_scale(scale: dict[str, Any]) -> list[str]:
             f"{_n(m.get('new_batches'))} batch(es) ({_share(m.get('new_share_estimated'))} of the rows of the person-source files by the "
             "generator's manifest; the share of silver.records, web cookie records included, is measured below) added and "
             "`cdp run --incremental`; next to `cdp run` over all of it on a fresh lake"
-            + ("." if m.get("full") else " (not run at this size: the full run of the first part stands beside it)."),
+            + ("." if m.get("full") else " (not run at this size: the full run of the first part stands beside it).")
+            + (f" The full run was measured separately (`--full-only`, started {m['full_measured_separately']}), "
+               "after the base and incremental runs of the same landed files." if m.get("full_measured_separately") else ""),
             "",
             "| run | records after it | wall s, process | per stage s, in-process | peak RSS GiB | repeats | load avg |",
             "| --- | --- | --- | --- | --- | --- | --- |",

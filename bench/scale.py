@@ -29,6 +29,9 @@ Parts (``--parts``, letters or names; default all):
 ``e`` / ``incremental``  N persons generated with ``--incremental-batches`` (100) deliveries; ``cdp run`` on the first ~99%,
         then the last ~1% added and ``cdp run --incremental``, next to ``cdp run`` over all of it
         on a fresh lake; per stage (from ops.runs), whole-process wall and peak RSS (bench/proc.py).
+        At 1,000,000 persons the three runs take longer than a session: ``--no-full`` measures the
+        first two, and a later ``--full-only`` adds the full run over the same landed files (the
+        incremental lake stays in ``--work``).
 
 Batches are landed as one file per source file and delivery (``--no-merge-batches``: one file per
 generator part, e.g. 99 files per source for e): the deliveries are the same rows either way, and
@@ -602,7 +605,6 @@ def part_incremental(args: argparse.Namespace, progress: Callable[[dict[str, Any
     part = {"persons": n, "seed": args.seed, "batches": k, "merged_batches": args.merge_batches, "generate": gen, "runs": runs}
     for rep in range(args.repeats):
         inc_lake, inc_data = _fresh(os.path.join(base, "inc", "lake")), _fresh(os.path.join(base, "inc", "data"))
-        full_lake, full_data = _fresh(os.path.join(base, "full", "lake")), _fresh(os.path.join(base, "full", "data"))
         land(gen_dir, inc_data, first, args.merge_batches)
         r: dict[str, Any] = {"new_batches": new_batches, "new_share_estimated": round(sum(shares[-new_batches:]), 5)}
         runs.append(r)
@@ -614,6 +616,7 @@ def part_incremental(args: argparse.Namespace, progress: Callable[[dict[str, Any
         changes1 = _change_runs(inc_lake)
         land(gen_dir, inc_data, last, args.merge_batches)
         r["incremental"] = pipeline(inc_lake, inc_data, os.path.join(base, f"incremental-{rep + 1}.log"), args.timeout, incremental=True)
+        map2 = None
         if not r["incremental"]["error"]:
             map2 = identity_map(inc_lake)
             r["incremental"].update(compare_runs(map1, map2))
@@ -622,23 +625,55 @@ def part_incremental(args: argparse.Namespace, progress: Callable[[dict[str, Any
             r["incremental_over_base"] = round(r["incremental"]["wall_s"] / r["base"]["wall_s"], 4)
         progress(part)
         if args.full:
-            # the full run reads exactly the files the incremental lake has landed
-            shutil.rmtree(full_data)
-            shutil.copytree(inc_data, full_data)
-            r["full"] = pipeline(full_lake, full_data, os.path.join(base, f"full-{rep + 1}.log"), args.timeout)
-        full = r.get("full") or {}
-        if full and not r["incremental"]["error"] and not full["error"]:
-            full_map = identity_map(full_lake)
-            full["accuracy"] = accuracy(full_lake, full_map, truth)
-            agree = cluster_metrics(map2, full_map)  # the full run's clusters as the reference
-            r["incremental_vs_full_clusters"] = {"pairwise_f1": agree.pairwise.f1, "bcubed_f1": agree.bcubed.f1}
-        inc_s, full_s = r["incremental"].get("wall_s"), full.get("wall_s")
-        if inc_s and full_s and not r["incremental"]["error"] and not full.get("error"):
-            r["incremental_over_full"] = round(inc_s / full_s, 4)
+            _full_beside(args, base, r, inc_data, map2, truth, rep)
         progress(part)
         if rep + 1 < args.repeats:
-            shutil.rmtree(full_lake, ignore_errors=True)
+            shutil.rmtree(os.path.join(base, "full", "lake"), ignore_errors=True)
     return part
+
+
+def _full_beside(args: argparse.Namespace, base: str, r: dict[str, Any], inc_data: str, map2: pd.Series | None,
+                 truth: pd.Series, rep: int) -> None:
+    """The full ``cdp run`` over exactly the files the incremental lake has landed, into ``r["full"]``,
+    with its accuracy, its clusters against the incremental run's (``map2``) and the time ratio."""
+    full_lake, full_data = _fresh(os.path.join(base, "full", "lake")), os.path.join(base, "full", "data")
+    _copy(inc_data, full_data)
+    r["full"] = pipeline(full_lake, full_data, os.path.join(base, f"full-{rep + 1}.log"), args.timeout)
+    full, inc = r["full"], r.get("incremental") or {}
+    if map2 is not None and not inc.get("error") and not full["error"]:
+        full_map = identity_map(full_lake)
+        full["accuracy"] = accuracy(full_lake, full_map, truth)
+        agree = cluster_metrics(map2, full_map)  # the full run's clusters as the reference
+        r["incremental_vs_full_clusters"] = {"pairwise_f1": agree.pairwise.f1, "bcubed_f1": agree.bcubed.f1}
+        inc_s, full_s = inc.get("wall_s"), full.get("wall_s")
+        if inc_s and full_s:
+            r["incremental_over_full"] = round(inc_s / full_s, 4)
+
+
+def part_incremental_full_only(args: argparse.Namespace, last: dict[str, Any] | None,
+                               progress: Callable[[dict[str, Any]], None] = lambda part: None) -> dict[str, Any]:
+    """Part e with ``--full-only``: the full run beside the last e run in scale.json (``last``), whose
+    base and incremental runs were measured before (e.g. with ``--no-full`` in an earlier session) and
+    whose incremental lake and landing folders are still in ``--work``. The run gets ``full`` and the
+    comparisons, and ``full_measured_separately`` with the time the full run started."""
+    n = args.incremental_persons
+    base = os.path.join(args.work, f"incremental-p{n}")
+    inc_lake, inc_data = os.path.join(base, "inc", "lake"), os.path.join(base, "inc", "data")
+    runs = (last or {}).get("runs") or []
+    if not last or last.get("persons") != n or not runs or not runs[-1].get("incremental"):
+        raise SystemExit(f"--full-only: scale.json has no incremental run at {n:,} persons to put a full run beside")
+    r = runs[-1]
+    if r["incremental"].get("error"):
+        raise SystemExit(f"--full-only: the incremental run at {n:,} persons failed: {r['incremental']['error']}")
+    if not os.path.isdir(os.path.join(inc_lake, "golden", "identity_map")) or not os.path.isdir(inc_data):
+        raise SystemExit(f"--full-only: {inc_lake} (golden.identity_map) or {inc_data} is missing; run part e again")
+    gen_dir = os.path.join(base, "gen")
+    generate(gen_dir, n, last.get("seed", args.seed), last.get("batches", args.incremental_batches), args.timeout)
+    r["full_measured_separately"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    last.setdefault("environment_base_and_incremental", last.get("environment"))
+    _full_beside(args, base, r, inc_data, identity_map(inc_lake), load_truth(gen_dir), len(runs) - 1)
+    progress(last)
+    return last
 
 
 # --- medians and output --------------------------------------------------------------------------
@@ -710,6 +745,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="land every generator part as its own file instead of one file per delivery")
     ap.add_argument("--no-full", dest="full", action="store_false",
                     help="e: skip the full run over all of it (the full run of the first part stands beside the incremental run)")
+    ap.add_argument("--full-only", action="store_true",
+                    help="e: only the full run over all of it, beside the last e run in scale.json at this N, whose "
+                         "incremental lake is still in --work (an earlier --no-full run)")
     ap.add_argument("--work", default=os.path.join(BENCH, "work", "scale"))
     ap.add_argument("--results", default=os.path.join(BENCH, "results"))
     ap.add_argument("--docs", default=os.path.join(REPO, "docs", "benchmarks.md"))
@@ -754,7 +792,11 @@ def main(argv: list[str] | None = None) -> int:
             last = doc["parts"].get("incremental")
             if last and last.get("persons") != args.incremental_persons:
                 doc["parts"][f"incremental-p{last.get('persons')}"] = doc["parts"].pop("incremental")
-            save("incremental", part_incremental(args, lambda part: save("incremental", part)))
+            if args.full_only:
+                save("incremental", part_incremental_full_only(args, doc["parts"].get("incremental"),
+                                                               lambda part: save("incremental", part)))
+            else:
+                save("incremental", part_incremental(args, lambda part: save("incremental", part)))
     from bench.run_all import write_outputs
 
     write_outputs(args.results, args.docs)

@@ -15,7 +15,7 @@ import pytest
 
 from bench.ours import match_phases, printed_summary
 from bench.report import render_scale
-from bench.scale import batch_shares, compare_runs, land, median_tree, parse_parts, split_for_share
+from bench.scale import batch_shares, compare_runs, land, main, median_tree, parse_parts, split_for_share
 
 
 def _count_lines(path: str) -> int:
@@ -150,3 +150,33 @@ def test_render_scale_lists_every_part() -> None:
     assert "| `--file` (batch) | 100 |" in text and "**failed**" in text
     assert "| match 30.0, golden 40.5 |" in text  # the re-resolving runs of the single request
     assert "ingest 1.0" in text
+
+
+def test_full_only_refuses_without_an_incremental_run_and_its_lake(tmp_path) -> None:  # noqa: ANN001
+    results, work = tmp_path / "results", tmp_path / "work"
+    results.mkdir()
+    args = ["--parts", "e", "--full-only", "--incremental-persons", "1000", "--work", str(work),
+            "--results", str(results), "--docs", str(tmp_path / "b.md")]
+    with pytest.raises(SystemExit, match="no incremental run at 1,000 persons"):
+        main(args)
+    ok = {"wall_s": 10.0, "error": None}
+    part = {"persons": 1000, "seed": 42, "batches": 100, "runs": [{"base": ok, "incremental": ok}]}
+    (results / "scale.json").write_text(json.dumps({"parts": {"incremental": part}}), encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"incremental-p1000/inc/lake \(golden.identity_map\) .* is missing"):
+        main(args)
+    part["runs"][0]["incremental"] = {**ok, "error": "exit code 1: boom"}
+    (results / "scale.json").write_text(json.dumps({"parts": {"incremental": part}}), encoding="utf-8")
+    with pytest.raises(SystemExit, match="incremental run at 1,000 persons failed: exit code 1: boom"):
+        main(args)
+
+
+def test_render_scale_says_when_the_full_run_was_measured_separately() -> None:
+    ok = {"wall_s": 10.0, "peak_rss_bytes": 2**30, "load_average": [1.0, 2.0, 3.0], "error": None}
+    median = {"new_batches": 1, "base": ok, "incremental": ok, "full": ok, "incremental_over_full": 0.25,
+              "full_measured_separately": "2026-12-08T09:00:00+00:00"}
+    inc = {"persons": 1000, "repeats": 1, "batches": 150, "runs": [dict(median)], "median": median}
+    text = "\n".join(render_scale({"parts": {"incremental": inc}}))
+    assert "measured separately (`--full-only`, started 2026-12-08T09:00:00+00:00)" in text
+    assert "incremental / full wall: 0.250" in text
+    del median["full_measured_separately"]
+    assert "measured separately" not in "\n".join(render_scale({"parts": {"incremental": inc}}))
