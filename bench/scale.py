@@ -316,10 +316,17 @@ def pipeline(lake: str, data: str, log: str, timeout_s: float, incremental: bool
     out = _measured(m, load0)
     runs = _new_runs(lake, before)
     out["stages_s"] = _stage_seconds(runs, PIPELINE_JOBS)
+    out.update(_run_metrics(runs))
+    return out
+
+
+def _run_metrics(runs: pd.DataFrame) -> dict[str, Any]:
+    """The match and golden metrics and the ingested rows of the last succeeded runs in ``runs``."""
     keep = {
         "match": ("incremental", "pairs", "records", "regenerated_records", "rescored_pairs", "clusters", "edges", "model_version"),
         "golden": ("mode", "full_reason", "persons_rebuilt"),
     }
+    out: dict[str, Any] = {}
     for job, keys in keep.items():
         row = _job_row(runs, job)
         if row is not None:
@@ -612,23 +619,101 @@ def part_incremental(args: argparse.Namespace, progress: Callable[[dict[str, Any
         progress(part)
         if r["base"]["error"]:
             break
-        map1 = identity_map(inc_lake)
-        changes1 = _change_runs(inc_lake)
-        land(gen_dir, inc_data, last, args.merge_batches)
-        r["incremental"] = pipeline(inc_lake, inc_data, os.path.join(base, f"incremental-{rep + 1}.log"), args.timeout, incremental=True)
-        map2 = None
-        if not r["incremental"]["error"]:
-            map2 = identity_map(inc_lake)
-            r["incremental"].update(compare_runs(map1, map2))
-            r["incremental"]["id_changes"] = id_changes(inc_lake, changes1)
-            r["incremental"]["accuracy"] = accuracy(inc_lake, map2, truth)
-            r["incremental_over_base"] = round(r["incremental"]["wall_s"] / r["base"]["wall_s"], 4)
-        progress(part)
-        if args.full:
-            _full_beside(args, base, r, inc_data, map2, truth, rep)
-        progress(part)
+        _incremental_after_base(args, base, gen_dir, last, r, truth, rep, lambda: progress(part))
         if rep + 1 < args.repeats:
             shutil.rmtree(os.path.join(base, "full", "lake"), ignore_errors=True)
+    return part
+
+
+def _incremental_after_base(args: argparse.Namespace, base: str, gen_dir: str, last: list[int], r: dict[str, Any],
+                            truth: pd.Series, rep: int, progress: Callable[[], None]) -> None:
+    """Land batches ``last`` beside the base run's and measure ``cdp run --incremental`` into
+    ``r["incremental"]``, with the comparisons against the base run; then the full run unless
+    ``args.full`` is false."""
+    inc_lake, inc_data = os.path.join(base, "inc", "lake"), os.path.join(base, "inc", "data")
+    map1 = identity_map(inc_lake)
+    changes1 = _change_runs(inc_lake)
+    land(gen_dir, inc_data, last, args.merge_batches)
+    r["incremental"] = pipeline(inc_lake, inc_data, os.path.join(base, f"incremental-{rep + 1}.log"), args.timeout, incremental=True)
+    map2 = None
+    if not r["incremental"]["error"]:
+        map2 = identity_map(inc_lake)
+        r["incremental"].update(compare_runs(map1, map2))
+        r["incremental"]["id_changes"] = id_changes(inc_lake, changes1)
+        r["incremental"]["accuracy"] = accuracy(inc_lake, map2, truth)
+        r["incremental_over_base"] = round(r["incremental"]["wall_s"] / r["base"]["wall_s"], 4)
+    progress()
+    if args.full:
+        _full_beside(args, base, r, inc_data, map2, truth, rep)
+    progress()
+
+
+def landed_batches(data_dir: str) -> set[int]:
+    """The generator batches (1-based) in the landing folders ``data_dir``, from the merged file names
+    ``<stem>_part<a>-<b>of<K>.<ext>`` that :func:`land` writes."""
+    out: set[int] = set()
+    for _root, _dirs, files in os.walk(data_dir):
+        for f in files:
+            m = re.search(r"_part(\d+)-(\d+)of\d+\.", f)
+            if m:
+                out.update(range(int(m.group(1)), int(m.group(2)) + 1))
+    return out
+
+
+def resume_base(lake: str, data: str, log_dir: str, timeout_s: float) -> dict[str, Any]:
+    """The base run of part e, cut off (e.g. by the end of a session) after some of its stages
+    succeeded, finished with one ``cdp <stage>`` process per stage left. Its measurement is composed:
+    the seconds of the stages that had succeeded (ops.runs) plus the wall of the resumed processes;
+    the peak RSS is the resumed processes' only. Refuses, naming the lake, when no stage or every
+    stage had succeeded, or when the succeeded stages are not the first ones in order."""
+    runs = _new_runs(lake, set())
+    done = [job for job in PIPELINE_JOBS if _job_row(runs, job) is not None]
+    if not done or done != list(PIPELINE_JOBS[:len(done)]) or len(done) == len(PIPELINE_JOBS):
+        raise SystemExit(f"--resume-base: {lake} has succeeded stages {done or 'none'}; nothing to resume "
+                         f"(the stages {', '.join(PIPELINE_JOBS)} must have succeeded up to some stage)")
+    before_s = _stage_seconds(runs, done)
+    load0 = load_average()
+    walls, peak, error = {}, 0, None
+    for job in PIPELINE_JOBS[len(done):]:
+        m = cdp([job], lake, data, os.path.join(log_dir, f"base-resumed-{job}.log"), timeout_s)
+        walls[job], peak = round(m.wall_s, 2), max(peak, m.peak_rss_bytes)
+        error = _failure(m)
+        if error:
+            break
+    out = {"wall_s": round(sum(before_s.values()) + sum(walls.values()), 2), "peak_rss_bytes": peak,
+           "load_average": load0, "load_average_end": load_average(), "error": error,
+           "resumed": {"after": done[-1], "stages_wall_s": walls,
+                       "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}}
+    runs = _new_runs(lake, set())
+    out["stages_s"] = _stage_seconds(runs, PIPELINE_JOBS)
+    out.update(_run_metrics(runs))
+    return out
+
+
+def part_incremental_resume(args: argparse.Namespace, progress: Callable[[dict[str, Any]], None] = lambda part: None) -> dict[str, Any]:
+    """Part e with ``--resume-base``: the base run in ``--work`` was cut off after some stages; the
+    stages left run (:func:`resume_base`), then the incremental batch, then the full run unless
+    ``--no-full``. The landing folders must hold exactly the first batches the split gives."""
+    n, k = args.incremental_persons, args.incremental_batches
+    base = os.path.join(args.work, f"incremental-p{n}")
+    gen_dir = os.path.join(base, "gen")
+    inc_lake, inc_data = os.path.join(base, "inc", "lake"), os.path.join(base, "inc", "data")
+    if not os.path.isdir(inc_lake) or not os.path.isdir(inc_data) or not os.path.isdir(gen_dir):
+        raise SystemExit(f"--resume-base: {base} has no inc/lake, inc/data and gen of a cut-off base run; run part e")
+    gen = generate(gen_dir, n, args.seed, k, args.timeout)
+    shares = batch_shares(gen_dir)
+    new_batches = split_for_share(shares, args.new_share)
+    first, last = list(range(1, k - new_batches + 1)), list(range(k - new_batches + 1, k + 1))
+    landed = landed_batches(inc_data)
+    if landed != set(first):
+        raise SystemExit(f"--resume-base: {inc_data} holds batches {sorted(landed)[:3]}..{sorted(landed)[-3:] if landed else []} "
+                         f"({len(landed)}), not the first {len(first)} of {k}")
+    r: dict[str, Any] = {"new_batches": new_batches, "new_share_estimated": round(sum(shares[-new_batches:]), 5)}
+    part = {"persons": n, "seed": args.seed, "batches": k, "merged_batches": args.merge_batches, "generate": gen, "runs": [r]}
+    r["base"] = resume_base(inc_lake, inc_data, base, args.timeout)
+    progress(part)
+    if not r["base"]["error"]:
+        _incremental_after_base(args, base, gen_dir, last, r, load_truth(gen_dir), 0, lambda: progress(part))
     return part
 
 
@@ -748,6 +833,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--full-only", action="store_true",
                     help="e: only the full run over all of it, beside the last e run in scale.json at this N, whose "
                          "incremental lake is still in --work (an earlier --no-full run)")
+    ap.add_argument("--resume-base", action="store_true",
+                    help="e: finish a base run in --work that was cut off after some stages (one cdp process per stage "
+                         "left), then the incremental batch and, unless --no-full, the full run")
     ap.add_argument("--work", default=os.path.join(BENCH, "work", "scale"))
     ap.add_argument("--results", default=os.path.join(BENCH, "results"))
     ap.add_argument("--docs", default=os.path.join(REPO, "docs", "benchmarks.md"))
@@ -792,7 +880,9 @@ def main(argv: list[str] | None = None) -> int:
             last = doc["parts"].get("incremental")
             if last and last.get("persons") != args.incremental_persons:
                 doc["parts"][f"incremental-p{last.get('persons')}"] = doc["parts"].pop("incremental")
-            if args.full_only:
+            if args.resume_base:
+                save("incremental", part_incremental_resume(args, lambda part: save("incremental", part)))
+            elif args.full_only:
                 save("incremental", part_incremental_full_only(args, doc["parts"].get("incremental"),
                                                                lambda part: save("incremental", part)))
             else:
