@@ -649,14 +649,14 @@ def _incremental_after_base(args: argparse.Namespace, base: str, gen_dir: str, l
 
 
 def landed_batches(data_dir: str) -> set[int]:
-    """The generator batches (1-based) in the landing folders ``data_dir``, from the merged file names
-    ``<stem>_part<a>-<b>of<K>.<ext>`` that :func:`land` writes."""
+    """The generator batches (1-based) in the landing folders ``data_dir``, from the file names
+    ``<stem>_part<a>-<b>of<K>.<ext>`` and ``<stem>_part<b>of<K>.<ext>`` that :func:`land` writes."""
     out: set[int] = set()
     for _root, _dirs, files in os.walk(data_dir):
         for f in files:
-            m = re.search(r"_part(\d+)-(\d+)of\d+\.", f)
+            m = re.search(r"_part(\d+)(?:-(\d+))?of\d+\.", f)
             if m:
-                out.update(range(int(m.group(1)), int(m.group(2)) + 1))
+                out.update(range(int(m.group(1)), int(m.group(2) or m.group(1)) + 1))
     return out
 
 

@@ -15,7 +15,8 @@ import pytest
 
 from bench.ours import match_phases, printed_summary
 from bench.report import render_scale
-from bench.scale import batch_shares, compare_runs, land, main, median_tree, parse_parts, split_for_share
+from bench.proc import Measured
+from bench.scale import batch_shares, compare_runs, land, landed_batches, main, median_tree, parse_parts, resume_base, split_for_share
 
 
 def _count_lines(path: str) -> int:
@@ -180,3 +181,79 @@ def test_render_scale_says_when_the_full_run_was_measured_separately() -> None:
     assert "incremental / full wall: 0.250" in text
     del median["full_measured_separately"]
     assert "measured separately" not in "\n".join(render_scale({"parts": {"incremental": inc}}))
+
+
+def _runs_table(rows: list[tuple[str, str, float, float | None]]) -> pa.Table:
+    """ops.runs rows (job, status, start second, end second or None) from 2026-01-01."""
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    n = len(rows)
+    return pa.table(
+        {
+            "run_id": [f"r{i}-{job}" for i, (job, *_rest) in enumerate(rows)], "job": [r[0] for r in rows],
+            "parent_run_id": [None] * n, "config_hash": ["h"] * n,
+            "started_at": [t0 + timedelta(seconds=r[2]) for r in rows],
+            "ended_at": pa.array([None if r[3] is None else t0 + timedelta(seconds=r[3]) for r in rows], pa.timestamp("us", tz="UTC")),
+            "status": [r[1] for r in rows], "rows_in": [7] * n, "rows_out": [7] * n, "rows_quarantined": [0] * n,
+            "metrics": pa.array([[("persons_rebuilt", "5")] if r[0] == "golden" else [] for r in rows], pa.map_(pa.string(), pa.string())),
+            "error": [None] * n,
+        }
+    )
+
+
+def test_landed_batches_reads_the_merged_file_names(generated: str, tmp_path) -> None:  # noqa: ANN001
+    data = str(tmp_path / "data")
+    land(generated, data, [1, 2, 3], merge=True)
+    assert landed_batches(data) == {1, 2, 3}
+    land(generated, data, [4], merge=True)
+    assert landed_batches(data) == {1, 2, 3, 4}
+
+
+def test_resume_base_composes_the_cut_off_run_and_refuses_when_nothing_is_left(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    from deltalake import write_deltalake
+
+    import bench.scale as scale
+
+    lake = str(tmp_path / "lake")
+    runs = os.path.join(lake, "ops", "runs")
+    # ingest 10 s, standardize 20 s, match 30 s succeeded; golden cut off (started, never ended)
+    write_deltalake(runs, _runs_table([("ingest", "succeeded", 0, 10), ("standardize", "succeeded", 10, 30),
+                                       ("match", "succeeded", 30, 60), ("golden", "started", 60, None)]))
+    called: list[str] = []
+
+    def fake_cdp(args, lake_, data, log, timeout_s):  # noqa: ANN001, ANN202
+        job = args[0]
+        called.append(job)
+        start = 100 + 10 * len(called)
+        write_deltalake(runs, _runs_table([(job, "succeeded", start, start + 4)]), mode="append")
+        return Measured([job], 0, 5.5, 2**30 * len(called), log)
+
+    monkeypatch.setattr(scale, "cdp", fake_cdp)
+    out = resume_base(lake, str(tmp_path / "data"), str(tmp_path), 60)
+    assert called == ["golden", "segments"]
+    assert out["wall_s"] == 10 + 20 + 30 + 5.5 + 5.5  # the stages that had succeeded, then the resumed processes
+    assert out["stages_s"] == {"ingest": 10.0, "standardize": 20.0, "match": 30.0, "golden": 4.0, "segments": 4.0}
+    assert out["peak_rss_bytes"] == 2 * 2**30 and out["error"] is None
+    assert out["resumed"]["after"] == "match" and out["resumed"]["stages_wall_s"] == {"golden": 5.5, "segments": 5.5}
+    assert out["golden_metrics"] == {"persons_rebuilt": 5} and out["ingest_rows"] == 7
+    with pytest.raises(SystemExit, match="nothing to resume"):  # every stage has succeeded now
+        resume_base(lake, str(tmp_path / "data"), str(tmp_path), 60)
+    other = str(tmp_path / "other")
+    write_deltalake(os.path.join(other, "ops", "runs"), _runs_table([("ingest", "succeeded", 0, 1), ("match", "succeeded", 1, 2)]))
+    with pytest.raises(SystemExit, match=r"succeeded stages \['ingest', 'match'\]"):  # standardize missing between them
+        resume_base(other, str(tmp_path / "data"), str(tmp_path), 60)
+
+
+def test_resume_base_refuses_when_the_landing_folders_hold_other_batches(generated: str, tmp_path) -> None:  # noqa: ANN001
+    work = tmp_path / "work"
+    base = work / "incremental-p300"
+    args = ["--parts", "e", "--resume-base", "--incremental-persons", "300", "--incremental-batches", "4", "--seed", "5",
+            "--work", str(work), "--results", str(tmp_path / "results"), "--docs", str(tmp_path / "b.md")]
+    with pytest.raises(SystemExit, match="has no inc/lake, inc/data and gen"):
+        main(args)
+    import shutil
+
+    shutil.copytree(generated, base / "gen")
+    (base / "inc" / "lake").mkdir(parents=True)
+    land(generated, str(base / "inc" / "data"), [1, 2], merge=True)  # the split lands 1-3 before the last batch
+    with pytest.raises(SystemExit, match=r"holds batches .* \(2\), not the first 3 of 4"):
+        main(args)
