@@ -187,12 +187,12 @@ def company_key(name: Column) -> Column:
     s = F.trim(F.regexp_replace(F.regexp_replace(s, r"[^\p{L}\p{N}\s]+", ""), r"\s+", " "))
     legal = "|".join(LEGAL_FORMS)
     s = F.trim(F.regexp_replace(s, rf"(\s+({legal}))+$", ""))
-    return F.when(s != "", s)
+    return F.nullif(s, F.lit(""))
 
 
 def _pet_key(name: Column) -> Column:
     s = F.trim(F.regexp_replace(F.lower(fold_accents(F.trim(name))), r"\s+", " "))
-    return F.when(s != "", s)
+    return F.nullif(s, F.lit(""))
 
 
 def households_to_recompute(

@@ -147,7 +147,7 @@ def name_patterns(cfg: StandardizeConfig) -> NamePatterns:
 
 def _nullif_empty(c: Column) -> Column:
     t = F.trim(c)
-    return F.when(t != "", t)
+    return F.nullif(t, F.lit(""))
 
 
 def clean_name_text(c: Column) -> Column:
@@ -320,7 +320,7 @@ def parse_initials(c: Column) -> Column:
 
 def _clean_initials(c: Column) -> Column:
     s = F.regexp_replace(F.upper(fold_accents(c)), r"[^A-Z]", "")
-    return F.when(s != "", s)
+    return F.nullif(s, F.lit(""))
 
 
 def capitalize_first(c: Column) -> Column:

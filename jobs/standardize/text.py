@@ -73,8 +73,9 @@ def clean_text(c: Column) -> Column:
     """
     # translate() with an empty replacement deletes: far cheaper than a second regex
     s = F.regexp_replace(F.translate(c, _INVISIBLE_CHARS, ""), _BLANKS, " ")
-    s = F.trim(s)
-    return F.when(s != "", s)
+    # nullif, not when(s != '', s): Spark evaluates its argument once (a common expression),
+    # where the when() evaluated the regex twice, and every further nesting doubled that again
+    return F.nullif(F.trim(s), F.lit(""))
 
 
 def normalize_apostrophes(c: Column) -> Column:
@@ -110,7 +111,7 @@ def match_form(c: Column, keep_digits: bool = False, umlauts: str = "strip") -> 
     """
     keep = "a-z0-9" if keep_digits else "a-z"
     s = F.trim(F.regexp_replace(fold_accents(F.lower(c), umlauts, lower_only=True), f"[^{keep}]+", " "))
-    return F.when(s != "", s)
+    return F.nullif(s, F.lit(""))
 
 
 def py_match_form(value: str, keep_digits: bool = False, umlauts: str = "strip") -> str:

@@ -40,7 +40,7 @@ from jobs.common.schemas import (
     SOURCE,
     TMP,
 )
-from jobs.standardize.cleansers import RECORD_STEPS, TIMESTAMP_FIELDS, SourceCountry, identifier_value
+from jobs.standardize.cleansers import RECORD_STEPS, TIMESTAMP_FIELDS, SourceCountry, add_identifier_columns
 from jobs.standardize.config import StandardizeConfig
 from jobs.standardize.dates import parse_timestamp
 from jobs.standardize.emails import add_email_columns
@@ -297,13 +297,9 @@ def standardize_events(
     work = _prepare(df, list(EVENT_FIELDS), "standardize_events")
     em = f"{TMP}ev_email_"
     work = add_email_columns(work, "email", cfg, em)
-    ids = {
-        ID_CUSTOMER_NUMBER: identifier_value(F.col("customer_number"), ID_CUSTOMER_NUMBER, cfg),
-        ID_LOYALTY_CARD: identifier_value(F.col("loyalty_card"), ID_LOYALTY_CARD, cfg),
-        ID_EMAIL: F.when(F.col(f"{em}valid"), F.col(f"{em}value")),
-        ID_COOKIE: identifier_value(F.col("cookie_id"), ID_COOKIE, cfg),
-        ID_DEVICE: identifier_value(F.col("device_id"), ID_DEVICE, cfg),
-    }
+    by_field = {ID_CUSTOMER_NUMBER: "customer_number", ID_LOYALTY_CARD: "loyalty_card", ID_COOKIE: "cookie_id", ID_DEVICE: "device_id"}
+    work = add_identifier_columns(work, {f"{TMP}id_{t}": (field, t) for t, field in by_field.items()}, cfg)
+    ids = {t: F.col(f"{TMP}id_{t}") for t in by_field} | {ID_EMAIL: F.when(F.col(f"{em}valid"), F.col(f"{em}value"))}
     event_type = normalize_event_type(F.col("event_type"), cfg, event_type_map)
     if default_event_type:
         event_type = F.coalesce(event_type, F.lit(default_event_type))
