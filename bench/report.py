@@ -362,7 +362,10 @@ def render_scale(scale: dict[str, Any]) -> list[str]:
             "`cdp run --incremental`; next to `cdp run` over all of it on a fresh lake"
             + ("." if m.get("full") else " (not run at this size: the full run of the first part stands beside it).")
             + (f" The full run was measured separately (`--full-only`, started {m['full_measured_separately']}), "
-               "after the base and incremental runs of the same landed files." if m.get("full_measured_separately") else ""),
+               "after the base and incremental runs of the same landed files." if m.get("full_measured_separately") else "")
+            + (f" The base run was cut off after {_g(m, 'base', 'resumed', 'after')} and finished with `--resume-base`: its "
+               "wall is the seconds of the stages that had succeeded (ops.runs) plus the resumed processes' walls, its "
+               "peak RSS the resumed processes' only." if _g(m, "base", "resumed") else ""),
             "",
             "| run | records after it | wall s, process | per stage s, in-process | peak RSS GiB | repeats | load avg |",
             "| --- | --- | --- | --- | --- | --- | --- |",

@@ -181,6 +181,9 @@ def test_render_scale_says_when_the_full_run_was_measured_separately() -> None:
     assert "incremental / full wall: 0.250" in text
     del median["full_measured_separately"]
     assert "measured separately" not in "\n".join(render_scale({"parts": {"incremental": inc}}))
+    assert "--resume-base" not in text
+    median["base"] = {**ok, "resumed": {"after": "match", "stages_wall_s": {"golden": 4.0}}}
+    assert "The base run was cut off after match and finished with `--resume-base`" in "\n".join(render_scale({"parts": {"incremental": inc}}))
 
 
 def _runs_table(rows: list[tuple[str, str, float, float | None]]) -> pa.Table:
