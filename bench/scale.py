@@ -595,25 +595,34 @@ def part_erase(args: argparse.Namespace, full_run: tuple[str, str] | None) -> di
     return {"persons": n, "seed": args.seed, "base": origin, "base_run": built, "batch_size": len(batch), "runs": runs}
 
 
+def _split_generated(args: argparse.Namespace, gen_dir: str) -> tuple[dict[str, Any], dict[str, Any], list[int], list[int]]:
+    """Part e's generated data in ``gen_dir`` (generated, or reused) and its split: the part's
+    fields before its runs, the fields each run starts with, the first batches and the last ones
+    (the incremental batch, the trailing batches closest to ``--new-share``)."""
+    n, k = args.incremental_persons, args.incremental_batches
+    gen = generate(gen_dir, n, args.seed, k, args.timeout)
+    shares = batch_shares(gen_dir)
+    new_batches = split_for_share(shares, args.new_share)
+    head = {"persons": n, "seed": args.seed, "batches": k, "merged_batches": args.merge_batches, "generate": gen}
+    run_head = {"new_batches": new_batches, "new_share_estimated": round(sum(shares[-new_batches:]), 5)}
+    return head, run_head, list(range(1, k - new_batches + 1)), list(range(k - new_batches + 1, k + 1))
+
+
 def part_incremental(args: argparse.Namespace, progress: Callable[[dict[str, Any]], None] = lambda part: None) -> dict[str, Any]:
     """Part e. ``progress`` gets the part as measured so far after every run (a long run that is cut
     off keeps what it measured); ``args.full`` false skips the full run over all of it (at 1,000,000
     persons two full runs do not fit in a session: the full run of the first part stands beside the
     incremental one, ``incremental_over_base``)."""
-    n, k = args.incremental_persons, args.incremental_batches
-    base = os.path.join(args.work, f"incremental-p{n}")
+    base = os.path.join(args.work, f"incremental-p{args.incremental_persons}")
     gen_dir = os.path.join(base, "gen")
-    gen = generate(gen_dir, n, args.seed, k, args.timeout)
+    head, run_head, first, last = _split_generated(args, gen_dir)
     truth = load_truth(gen_dir)
-    shares = batch_shares(gen_dir)
-    new_batches = split_for_share(shares, args.new_share)
-    first, last = list(range(1, k - new_batches + 1)), list(range(k - new_batches + 1, k + 1))
     runs: list[dict[str, Any]] = []
-    part = {"persons": n, "seed": args.seed, "batches": k, "merged_batches": args.merge_batches, "generate": gen, "runs": runs}
+    part = {**head, "runs": runs}
     for rep in range(args.repeats):
         inc_lake, inc_data = _fresh(os.path.join(base, "inc", "lake")), _fresh(os.path.join(base, "inc", "data"))
         land(gen_dir, inc_data, first, args.merge_batches)
-        r: dict[str, Any] = {"new_batches": new_batches, "new_share_estimated": round(sum(shares[-new_batches:]), 5)}
+        r: dict[str, Any] = dict(run_head)
         runs.append(r)
         r["base"] = pipeline(inc_lake, inc_data, os.path.join(base, f"base-{rep + 1}.log"), args.timeout)
         progress(part)
@@ -694,22 +703,18 @@ def part_incremental_resume(args: argparse.Namespace, progress: Callable[[dict[s
     """Part e with ``--resume-base``: the base run in ``--work`` was cut off after some stages; the
     stages left run (:func:`resume_base`), then the incremental batch, then the full run unless
     ``--no-full``. The landing folders must hold exactly the first batches the split gives."""
-    n, k = args.incremental_persons, args.incremental_batches
-    base = os.path.join(args.work, f"incremental-p{n}")
+    base = os.path.join(args.work, f"incremental-p{args.incremental_persons}")
     gen_dir = os.path.join(base, "gen")
     inc_lake, inc_data = os.path.join(base, "inc", "lake"), os.path.join(base, "inc", "data")
     if not os.path.isdir(inc_lake) or not os.path.isdir(inc_data) or not os.path.isdir(gen_dir):
         raise SystemExit(f"--resume-base: {base} has no inc/lake, inc/data and gen of a cut-off base run; run part e")
-    gen = generate(gen_dir, n, args.seed, k, args.timeout)
-    shares = batch_shares(gen_dir)
-    new_batches = split_for_share(shares, args.new_share)
-    first, last = list(range(1, k - new_batches + 1)), list(range(k - new_batches + 1, k + 1))
+    head, run_head, first, last = _split_generated(args, gen_dir)
     landed = landed_batches(inc_data)
     if landed != set(first):
         raise SystemExit(f"--resume-base: {inc_data} holds batches {sorted(landed)[:3]}..{sorted(landed)[-3:] if landed else []} "
-                         f"({len(landed)}), not the first {len(first)} of {k}")
-    r: dict[str, Any] = {"new_batches": new_batches, "new_share_estimated": round(sum(shares[-new_batches:]), 5)}
-    part = {"persons": n, "seed": args.seed, "batches": k, "merged_batches": args.merge_batches, "generate": gen, "runs": [r]}
+                         f"({len(landed)}), not the first {len(first)} of {args.incremental_batches}")
+    r: dict[str, Any] = dict(run_head)
+    part = {**head, "runs": [r]}
     r["base"] = resume_base(inc_lake, inc_data, base, args.timeout)
     progress(part)
     if not r["base"]["error"]:
